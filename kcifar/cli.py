@@ -1,0 +1,146 @@
+"""The command line shared by every rung: `python -m kcifar.experiments.trick4`.
+
+Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
+loss, an unknown backend) end with one line on stderr and exit status 2 (1
+for a run that failed while training).
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from kcifar.config import PRECISIONS
+
+BACKENDS = ("tensorflow", "torch", "jax")
+DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
+
+
+def parser(prog, description):
+    p = argparse.ArgumentParser(prog=prog, description=description)
+    p.add_argument("--data", help="CIFAR-10 folder or archive (default: $KCIFAR_DATA, then Keras's download)")
+    p.add_argument("--epochs", type=int, help="epochs to train (default: the rung's)")
+    p.add_argument("--batch-size", type=int, help="images per training step (default: the rung's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches, augmentation, noise, dropout (default 0)")
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, to tell gaps from seed noise")
+    p.add_argument("--limit-train", type=int, metavar="N",
+                   help="train on a fixed stratified subset of N training images (a quick run)")
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"parent folder of run folders <rung>-<backend>-seed<S> (default: {DEFAULT_OUT}/)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="Keras dtype policy; mixed_* for GPUs (default float32)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run from its last finished epoch; a complete run is skipped")
+    p.add_argument("--overwrite", action="store_true", help="delete the run folder's files and start afresh")
+    p.add_argument("--deterministic", action="store_true",
+                   help="the backends' determinism switches: repeatable on GPU too, and slower")
+    p.add_argument("--config", metavar="FILE",
+                   help="JSON of config changes, e.g. the best configuration kcifar.tune exports")
+    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    return p
+
+
+class UsageError(Exception):
+    """Bad input from the command line; the message is one line."""
+
+
+def check_backend():
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend not in BACKENDS:
+        raise UsageError(f"KERAS_BACKEND must be one of {', '.join(BACKENDS)}. Received: KERAS_BACKEND={backend!r}")
+    try:
+        import keras  # noqa: F401  (imports the backend)
+    except ImportError as e:
+        raise UsageError(f"backend {backend!r} is not installed ({e}); see README 'Install'")
+
+
+def seeds_of(args):
+    if not args.seeds:
+        return [args.seed]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise UsageError(f"--seeds must be integers separated by commas. Received: --seeds {args.seeds}")
+    if not seeds:
+        raise UsageError("--seeds is empty")
+    return seeds
+
+
+def config_changes(path, rung_name):
+    """Reads a JSON object of config changes: {"changes": {...}} or flat."""
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"--config {path}: unreadable ({e})")
+    if not isinstance(obj, dict):
+        raise UsageError(f"--config {path}: expected a JSON object")
+    if obj.get("rung", rung_name) != rung_name:
+        raise UsageError(f"--config {path} is for rung {obj['rung']}, not {rung_name}")
+    changes = obj.get("changes", obj)
+    return {k: v for k, v in changes.items() if k not in ("rung",)}
+
+
+def configure(config, args):
+    """The rung's config with the command line's changes; ValueError if bad."""
+    changes = config_changes(args.config, config.name) if args.config else {}
+    if args.epochs is not None:
+        changes["epochs"] = args.epochs
+    if args.batch_size is not None:
+        changes["batch_size"] = args.batch_size
+    return config.replace(**changes)
+
+
+def run_dir_of(args, config, seed):
+    import keras
+
+    return os.path.join(args.out, f"{config.name}-{keras.backend.backend()}-seed{seed}")
+
+
+def run_rung(config, argv=None, description=None):
+    """Parses the command line and trains `config` once per seed."""
+    args = parser(f"python -m kcifar.experiments.{config.name}", description or config.change).parse_args(argv)
+    try:
+        return _run(config, args)
+    except UsageError as e:
+        _fail(config.name, e, 2)
+    except KeyboardInterrupt:
+        _fail(config.name, "interrupted; run the same command with --resume to continue", 130)
+
+
+def _run(config, args):
+    from kcifar.data import DataError, load
+
+    check_backend()
+    from kcifar.train import RunError, summary_line, train
+
+    try:
+        config = configure(config, args)
+    except ValueError as e:
+        raise UsageError(str(e))
+    seeds = seeds_of(args)
+    try:
+        data = load(args.data)
+        if args.limit_train is not None:
+            data = data.subset(args.limit_train)
+    except (DataError, ValueError) as e:
+        raise UsageError(str(e))
+    results = []
+    for seed in seeds:
+        run_dir = run_dir_of(args, config, seed)
+        try:
+            metrics = train(
+                config, data, run_dir, seed=seed, precision=args.precision, resume=args.resume,
+                overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+            )
+        except RunError as e:
+            _fail(config.name, e, 1)
+        print(summary_line(metrics))
+        print(f"  wrote {run_dir}/ (metrics.json, history.csv, model.keras)")
+        results.append(metrics)
+    return results
+
+
+def _fail(name, message, status):
+    print(f"kcifar.experiments.{name}: error: {message}", file=sys.stderr)
+    sys.exit(status)

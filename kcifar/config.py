@@ -1,0 +1,85 @@
+"""One frozen config for every rung of the ladder.
+
+The defaults are rung 0, the lecture's baseline; each rung module states only
+what it changes (`dataclasses.replace`), so two neighbouring rungs differ by
+one trick. Every default carries its reason.
+"""
+
+import dataclasses
+import json
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str = "baseline"
+    rung: int = 0
+    change: str = "baseline: four conv stages, dense 512, Adam; overfits"
+
+    # Network (lecture: feature maps 32x16x16, 64x8x8, 128x4x4, 256x2x2).
+    widths: tuple = (32, 64, 128, 256)
+    convs_per_stage: int = 2  # our reading of the lecture's figure (open)
+    dense_units: int = 512  # lecture
+    residual: bool = False  # rung 8: residual stages, strided 3x3 downsampling
+
+    # Regularization, each off at the baseline.
+    input_noise: float = 0.0  # GaussianNoise stddev, in normalized units
+    batch_norm: bool = False
+    bn_epsilon: float = 1e-5  # lecture's epsilon; Keras's default is 1e-3
+    dropout: float = 0.0  # rate after each of the four stages
+    l2: float = 0.0  # lambda of the L2 penalty on convolution kernels
+
+    # Augmentation, training only.
+    flip: bool = False  # random horizontal flip (Keras RandomFlip, in the model)
+    crop_scale: float = 1.0  # crop-and-resize: window side drawn in [crop_scale, 1] x 32
+    rotation: float = 0.0  # random rotation, degrees either way
+
+    # Optimization (lecture: Adam 1e-3, cross-entropy, He init).
+    learning_rate: float = 1e-3
+    lr_decay: float = 1.0  # gamma of lr = lr0 * gamma^epoch; 1.0 is constant
+    epochs: int = 50  # the same on every rung, so rungs differ by their trick alone
+    batch_size: int = 128  # common CIFAR choice; the lecture does not say
+
+    def __post_init__(self):
+        checks = [
+            ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
+            ("l2", self.l2 >= 0.0, ">= 0"),
+            ("input_noise", self.input_noise >= 0.0, ">= 0"),
+            ("crop_scale", 0.0 < self.crop_scale <= 1.0, "in (0, 1]"),
+            ("rotation", 0.0 <= self.rotation < 180.0, "in [0, 180)"),
+            ("learning_rate", self.learning_rate > 0.0, "> 0"),
+            ("lr_decay", 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),
+            ("epochs", self.epochs >= 1, ">= 1"),
+            ("batch_size", self.batch_size >= 1, ">= 1"),
+            ("widths", len(self.widths) == 4 and min(self.widths) >= 1, "four positive widths"),
+            ("convs_per_stage", self.convs_per_stage >= 1, ">= 1"),
+        ]
+        for field, ok, want in checks:
+            if not ok:
+                raise ValueError(
+                    f"{field} must be {want}. Received: {field}={getattr(self, field)!r}"
+                )
+        object.__setattr__(self, "widths", tuple(self.widths))
+
+    def replace(self, **changes):
+        """A copy with `changes`; unknown fields raise ValueError."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        return cls().replace(**{k: tuple(v) if k == "widths" else v for k, v in values.items()})
+
+    def to_json(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @property
+    def augments(self):
+        """True when the input pipeline changes the images (crop or rotation)."""
+        return self.crop_scale < 1.0 or self.rotation > 0.0

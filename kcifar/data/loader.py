@@ -1,0 +1,145 @@
+"""`load()`: CIFAR-10 as train/validation/test uint8 arrays, from any source."""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from kcifar.data import cache, download, split
+from kcifar.data.readers import CLASS_NAMES, DataError, read_source
+
+FULL_COUNTS = {"train": 50000, "test": 10000}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cifar10:
+    """CIFAR-10 split three ways; images uint8 NHWC, labels uint8 0..9.
+
+    `x_val` is carved from the training set; the test set is for the final
+    report only and is never used to choose anything.
+    """
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # the path read, or "keras" for Keras's download
+    format: str  # cifar-10-batches-py, cifar-10-batches-bin or image-folder
+    checksum: str  # of the full train and test arrays, before the split
+    notes: tuple = ()  # e.g. "custom set: ..." when the counts are not CIFAR-10's
+
+    @property
+    def description(self):
+        """One line for results files: where the data came from."""
+        jpeg = " (JPEG mirror: lossy pixels)" if self.format == "image-folder" else ""
+        return f"{self.format} at {self.source}{jpeg}, sha256:{self.checksum}"
+
+    def subset(self, n):
+        """A fixed, stratified subset of n training images (for quick runs);
+        validation and test stay whole."""
+        if not 0 < n <= len(self.y_train):
+            raise ValueError(f"limit must be in [1, {len(self.y_train)}]. Received: limit_train={n}")
+        if n == len(self.y_train):
+            return self
+        _, keep = split.validation_split(self.y_train, n, split.SPLIT_SEED)
+        return dataclasses.replace(
+            self, x_train=self.x_train[keep], y_train=self.y_train[keep],
+            notes=self.notes + (f"training on a stratified subset of {n} images",),
+        )
+
+    def channel_stats(self):
+        """Per-channel mean and deviation (0..255) of the training split only."""
+        return split.channel_stats(self.x_train)
+
+
+def resolve_source(source=None):
+    """The explicit source, else `$KCIFAR_DATA`, else None (Keras's download)."""
+    return source or os.environ.get("KCIFAR_DATA") or None
+
+
+def load_arrays(source=None, use_cache=True):
+    """Reads (or fetches from the cache) the full train and test arrays.
+
+    Returns (arrays dict, meta dict) where meta has the format, the source
+    and the checksum. Raises DataError with one line when the source is bad.
+    """
+    source = resolve_source(source)
+    path = download.download() if source is None else source
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or folder")
+    key = cache.source_key(path)
+    if use_cache:
+        hit = cache.load(key)
+        if hit:
+            return hit
+    with cache.locked(key):
+        hit = cache.load(key) if use_cache else None  # a parallel worker may have made it
+        if hit:
+            return hit
+        x_train, y_train, x_test, y_test, fmt = read_source(path)
+        arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+        check(arrays, path)
+        meta = dict(
+            format=fmt,
+            source="keras" if source is None else os.path.abspath(path),
+            checksum=split.checksum(x_train, y_train, x_test, y_test),
+            notes=count_notes(arrays),
+        )
+        if use_cache:
+            cache.save(key, arrays, meta)
+    return arrays, meta
+
+
+def check(arrays, path):
+    """Shapes 32x32x3, labels 0..9, and every class in both splits."""
+    for s in ("train", "test"):
+        x, y = arrays["x_" + s], arrays["y_" + s]
+        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
+            raise DataError(f"{path}: {s} images are {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
+        if len(x) != len(y):
+            raise DataError(f"{path}: {s} has {len(x)} images but {len(y)} labels")
+        missing = sorted(set(range(10)) - set(np.unique(y).tolist()))
+        if missing:
+            names = ", ".join(CLASS_NAMES[i] for i in missing)
+            raise DataError(f"{path}: {s} split has no images of class(es) {names}")
+
+
+def count_notes(arrays):
+    """A note when the counts differ from a full CIFAR-10 (allowed, reported)."""
+    notes = []
+    for s, full in FULL_COUNTS.items():
+        counts = np.bincount(arrays["y_" + s], minlength=10)
+        if len(arrays["y_" + s]) != full or (counts != full // 10).any():
+            notes.append(
+                f"custom set: {s} has {len(arrays['y_' + s])} images "
+                f"({counts.min()}..{counts.max()} per class; CIFAR-10 has {full}, {full // 10} per class)"
+            )
+    return notes
+
+
+def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=True):
+    """CIFAR-10 as train/validation/test arrays.
+
+    Args:
+        source: a folder or archive (see `kcifar.data.readers`); when None,
+            `$KCIFAR_DATA`, and when that is unset Keras's download and cache.
+        val_size: images carved from the training set for validation; default
+            5000, or 10% of a smaller set.
+        split_seed: seed of the stratified split (not of training).
+        use_cache: keep decoded arrays in the project's cache (`$KCIFAR_CACHE`).
+    """
+    arrays, meta = load_arrays(source, use_cache)
+    n = len(arrays["y_train"])
+    size = split.default_val_size(n) if val_size is None else val_size
+    if not 0 < size < n:
+        raise DataError(f"validation size must be in (0, {n}). Received: val_size={size}")
+    train, val = split.validation_split(arrays["y_train"], size, split_seed)
+    x, y = arrays["x_train"], arrays["y_train"]
+    return Cifar10(
+        x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
+        x_test=arrays["x_test"], y_test=arrays["y_test"],
+        source=meta["source"], format=meta["format"], checksum=meta["checksum"],
+        notes=tuple(meta["notes"]),
+    )

@@ -1,0 +1,20 @@
+"""The ladder: one module per rung, each the rung before it plus one trick.
+
+    python -m kcifar.experiments            # list the rungs
+    python -m kcifar.experiments.trick4     # train one rung
+    python -m kcifar.experiments --run baseline..trick4   # a range, resumable
+
+Each module holds CONFIG (a `kcifar.config.Config`), LECTURE (the test
+accuracy the lecture reports for the rung) and runs itself under __main__.
+"""
+
+import importlib
+
+RUNGS = ("baseline",) + tuple(f"trick{i}" for i in range(1, 10))
+
+
+def rung(name):
+    """The module of a rung by name; ValueError for an unknown one."""
+    if name not in RUNGS:
+        raise ValueError(f"unknown rung {name!r}; one of {', '.join(RUNGS)}")
+    return importlib.import_module(f"kcifar.experiments.{name}")

@@ -1,0 +1,15 @@
+"""Rung 8: a residual connection in each stage, strided-conv downsampling."""
+
+from kcifar.cli import run_rung
+from kcifar.experiments import trick7
+
+CONFIG = trick7.CONFIG.replace(
+    name="trick8",
+    rung=8,
+    change="+ skip connections (strided 3x3 conv, 1x1 projection shortcut)",
+    residual=True,
+)
+LECTURE = 0.93  # test accuracy the lecture reports
+
+if __name__ == "__main__":
+    run_rung(CONFIG, description=__doc__)

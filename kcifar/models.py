@@ -1,0 +1,85 @@
+"""The ladder's networks, built with the functional API from one Config.
+
+The model takes raw 0..255 RGB images (uint8 or float) and returns class
+probabilities, so a saved `model.keras` needs nothing of kcifar to be used.
+Layers that act in training only (RandomFlip, GaussianNoise, Dropout) are
+Keras's own: at inference they pass their input through unchanged.
+"""
+
+import keras
+from keras import layers
+
+NUM_CLASSES = 10
+
+
+def build_model(config, mean, std):
+    """Builds the rung's network.
+
+    Args:
+        config: a `kcifar.config.Config`.
+        mean: per-channel mean of the training split, 0..255 scale.
+        std: per-channel standard deviation of the training split.
+    """
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    # x' = (x - mu) / sigma with the training split's statistics, inside the
+    # model so that a saved model takes raw images.
+    x = layers.Normalization(mean=list(mean), variance=[s * s for s in std], name="normalize")(inputs)
+    if config.flip:
+        # Built in, per image, and compiled on every backend (unlike the crop,
+        # translation, rotation and zoom layers; see kcifar/augment.py).
+        x = layers.RandomFlip("horizontal", name="flip")(x)
+    if config.input_noise:
+        x = layers.GaussianNoise(config.input_noise, name="input_noise")(x)
+    stage = residual_stage if config.residual else plain_stage
+    for i, width in enumerate(config.widths, start=1):
+        x = stage(x, width, config, name=f"stage{i}")
+        if config.dropout:
+            x = layers.Dropout(config.dropout, name=f"stage{i}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(config.dense_units, activation="relu", kernel_initializer="he_normal", name="dense")(x)
+    # float32 probabilities even under mixed precision, for a stable loss.
+    outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probs")(x)
+    return keras.Model(inputs, outputs, name=config.name)
+
+
+def conv(x, width, config, name, kernel_size=3, strides=1):
+    """Conv2D, then BatchNormalization when the config has it (no bias then:
+    BN's beta takes its place)."""
+    x = layers.Conv2D(
+        width,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        use_bias=not config.batch_norm,
+        kernel_initializer="he_normal",
+        kernel_regularizer=keras.regularizers.L2(config.l2) if config.l2 else None,
+        name=name,
+    )(x)
+    if config.batch_norm:
+        x = layers.BatchNormalization(epsilon=config.bn_epsilon, name=name + "_bn")(x)
+    return x
+
+
+def plain_stage(x, width, config, name):
+    """convs_per_stage x (3x3 conv, ReLU), then 2x2 max pooling."""
+    for j in range(1, config.convs_per_stage + 1):
+        x = conv(x, width, config, f"{name}_conv{j}")
+        x = layers.ReLU(name=f"{name}_relu{j}")(x)
+    return layers.MaxPooling2D(2, name=f"{name}_pool")(x)
+
+
+def residual_stage(x, width, config, name):
+    """A residual stage that halves the resolution.
+
+    A strided 3x3 convolution replaces max pooling; the shortcut is a strided
+    1x1 projection, since both the width and the resolution change.
+    """
+    shortcut = conv(x, width, config, f"{name}_shortcut", kernel_size=1, strides=2)
+    x = conv(x, width, config, f"{name}_conv1", strides=2)
+    x = layers.ReLU(name=f"{name}_relu1")(x)
+    for j in range(2, config.convs_per_stage + 1):
+        x = conv(x, width, config, f"{name}_conv{j}")
+        if j < config.convs_per_stage:
+            x = layers.ReLU(name=f"{name}_relu{j}")(x)
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.ReLU(name=f"{name}_out")(x)

@@ -1,0 +1,58 @@
+"""Training batches: shuffled, augmented per image, reproducible.
+
+Every random draw is keyed by (seed, epoch, batch index), so a resumed run
+sees exactly the batches an uninterrupted one would, whatever was fetched
+before the interruption. Images stay uint8 until the model casts them.
+"""
+
+import math
+
+import keras
+import numpy as np
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """Shuffled training batches of (uint8 images, labels).
+
+    Args:
+        x: uint8 images (N, 32, 32, 3).
+        y: int labels (N,).
+        batch_size: images per batch; the last batch may be smaller.
+        seed: the run's seed.
+        augment: None, or fn(images, rng) -> images (see kcifar.augment).
+    """
+
+    def __init__(self, x, y, batch_size, seed, augment=None):
+        # One worker, no processes: batches are made in order, on demand.
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y = x, y
+        self.batch_size, self.seed, self.augment = batch_size, seed, augment
+        self.epoch = 0  # set by EpochSync before each epoch
+        self._order_epoch, self._order = None, None
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def order(self):
+        if self._order_epoch != self.epoch:
+            rng = np.random.default_rng([self.seed, self.epoch])
+            self._order, self._order_epoch = rng.permutation(len(self.x)), self.epoch
+        return self._order
+
+    def __getitem__(self, index):
+        picked = self.order()[index * self.batch_size : (index + 1) * self.batch_size]
+        images = self.x[picked]
+        if self.augment is not None:
+            images = self.augment(images, np.random.default_rng([self.seed, self.epoch, index, 1]))
+        return images, self.y[picked]
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tells the batches which epoch is starting (also after a resume)."""
+
+    def __init__(self, batches):
+        super().__init__()
+        self.batches = batches
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batches.epoch = epoch

@@ -1,0 +1,269 @@
+"""Training one rung into one run folder, resumable after any interruption.
+
+A run folder holds:
+  settings.json   what was asked: config, seed, precision, data (written first)
+  checkpoint.npz  the state after the last finished epoch (deleted at the end)
+  history.csv     one row per finished epoch
+  model.keras     the model after the last epoch (never one chosen on test)
+  metrics.json    final metrics; written last, so its presence means complete
+
+Every file is written under a temporary name and renamed. The checkpoint
+holds the model's variables including the random generators of its noise,
+dropout and flip layers, the optimizer's variables (so the step count and the
+learning-rate schedule), and the history; batches are keyed by (seed, epoch),
+so a resumed run ends where an uninterrupted one would.
+"""
+
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from kcifar import files, runtime
+from kcifar.augment import augmenter
+from kcifar.data import CLASS_NAMES
+from kcifar.models import build_model
+from kcifar.pipeline import EpochSync, TrainBatches
+
+METRICS_FORMAT = 1  # bump when metrics.json changes incompatibly
+RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json")
+HISTORY_COLUMNS = (
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+    "learning_rate", "train_seconds", "seconds",
+)
+
+
+class RunError(Exception):
+    """A run that cannot start or go on; the message is one line."""
+
+
+def is_complete(run_dir):
+    return os.path.exists(os.path.join(run_dir, "metrics.json"))
+
+
+def prepare_run_dir(run_dir, settings, resume, overwrite):
+    """Makes the folder ready; returns the checkpoint path to resume, or None."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise RunError(f"cannot write to run folder {run_dir}: {e.strerror or e}")
+    present = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
+    if overwrite:
+        for f in present:
+            os.remove(os.path.join(run_dir, f))
+        present = []
+    if present and not resume:
+        raise RunError(
+            f"{run_dir} already holds a run; pass --resume to continue it "
+            "or --overwrite to start afresh"
+        )
+    settings_path = os.path.join(run_dir, "settings.json")
+    if os.path.exists(settings_path):
+        try:
+            saved = files.read_json(settings_path)
+        except (OSError, ValueError) as e:
+            raise RunError(f"{settings_path} is unreadable ({e}); use --overwrite")
+        if saved != settings:
+            changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+            raise RunError(
+                f"{run_dir} was started with other settings ({', '.join(changed)} differ); "
+                "use the same flags, another --out, or --overwrite"
+            )
+    else:
+        files.write_json(settings_path, settings)
+    checkpoint = os.path.join(run_dir, "checkpoint.npz")
+    return checkpoint if resume and os.path.exists(checkpoint) else None
+
+
+class Recorder(keras.callbacks.Callback):
+    """Keeps the history and writes a checkpoint after every epoch.
+
+    A NaN loss stops the run before its epoch is saved, so the last good
+    checkpoint stays for a later --resume.
+    """
+
+    def __init__(self, run_dir, history):
+        super().__init__()
+        self.run_dir, self.history = run_dir, history
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = self.test_start = time.perf_counter()
+        self.lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_test_begin(self, logs=None):
+        self.test_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
+            raise RunError(
+                f"loss became NaN or infinite in epoch {epoch + 1}; the last good "
+                f"checkpoint (epoch {epoch}) is kept in {self.run_dir}"
+            )
+        now = time.perf_counter()
+        self.history.append({
+            "epoch": epoch + 1,
+            **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:5]},
+            "learning_rate": self.lr,
+            "train_seconds": round(self.test_start - self.start, 3),
+            "seconds": round(now - self.start, 3),
+        })
+        save_checkpoint(self.run_dir, self.model, self.history)
+        files.write_csv(os.path.join(self.run_dir, "history.csv"), self.history, HISTORY_COLUMNS)
+
+
+def save_checkpoint(run_dir, model, history):
+    arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+    arrays["history"] = np.array(json.dumps(history))
+    with files.atomic_path(os.path.join(run_dir, "checkpoint.npz")) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def restore_checkpoint(path, model):
+    """Assigns the saved state to `model` (compiled); returns the history."""
+    try:
+        with np.load(path) as f:
+            saved = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable ({e}); use --overwrite")
+    model.optimizer.build(model.trainable_variables)
+    for prefix, variables in (("model", model.variables), ("opt", model.optimizer.variables)):
+        count = sum(k.startswith(prefix + "_") for k in saved)
+        if count != len(variables):
+            raise RunError(f"{path} does not match this model ({count} vs {len(variables)} {prefix} variables)")
+        for i, v in enumerate(variables):
+            v.assign(saved[f"{prefix}_{i}"])
+    return json.loads(str(saved["history"]))
+
+
+def compile_model(config, data, steps_per_epoch):
+    """The rung's model with Adam and cross-entropy; the learning rate decays
+    once per epoch (lr0 * gamma^epoch) when the config asks for it."""
+    model = build_model(config, *data.channel_stats())
+    lr = config.learning_rate
+    if config.lr_decay < 1.0:
+        lr = keras.optimizers.schedules.ExponentialDecay(
+            lr, decay_steps=steps_per_epoch, decay_rate=config.lr_decay, staircase=True
+        )
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
+          overwrite=False, deterministic=False, verbose=1):
+    """Trains `config` on `data` into `run_dir`; returns the metrics dict.
+
+    Args:
+        config: a `kcifar.config.Config` (epochs and batch size included).
+        data: a `kcifar.data.Cifar10`.
+        run_dir: the run folder (see the module docstring).
+        seed: seeds weights, batches, augmentation, noise and dropout.
+        precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        resume: continue from the folder's checkpoint; a complete run is
+            returned as it is.
+        overwrite: delete the folder's run files first.
+        deterministic: the backends' determinism switches (slower).
+        verbose: Keras's progress bar setting.
+    """
+    if resume and is_complete(run_dir) and not overwrite:
+        return files.read_json(os.path.join(run_dir, "metrics.json"))
+    settings = {
+        "config": config.to_dict(), "seed": seed, "precision": precision,
+        "data": {"description": data.description, "train": len(data.y_train), "val": len(data.y_val)},
+    }
+    checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
+    if deterministic:
+        runtime.set_deterministic()
+    runtime.set_precision(precision)
+    keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
+    batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
+    model = compile_model(config, data, len(batches))
+    history = restore_checkpoint(checkpoint, model) if checkpoint else []
+    if history and verbose:
+        print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}")
+
+    if len(history) < config.epochs:
+        model.fit(
+            batches,
+            validation_data=(data.x_val, data.y_val),
+            batch_size=config.batch_size,  # of the validation pass
+            epochs=config.epochs,
+            initial_epoch=len(history),
+            callbacks=[EpochSync(batches), Recorder(run_dir, history)],
+            verbose=verbose,
+        )
+
+    eval_start = time.perf_counter()
+    probs = model.predict(data.x_test, batch_size=512, verbose=0)
+    test = test_metrics(probs, data.y_test)
+    eval_seconds = time.perf_counter() - eval_start
+    with files.atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
+        model.save(tmp)
+    train_seconds = sum(row["train_seconds"] for row in history)
+    last = history[-1]
+    metrics = {
+        "format": METRICS_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "change": config.change,
+        "epochs": len(history),
+        "batch_size": config.batch_size,
+        "seed": seed,
+        "precision": precision,
+        "deterministic": deterministic,
+        **test,
+        "train_accuracy": last["accuracy"],
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "gap": last["accuracy"] - test["test_accuracy"],
+        "train_seconds": round(train_seconds, 3),
+        "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
+        "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
+        **runtime.describe(),
+        "data": {
+            "description": data.description, "source": data.source, "format": data.format,
+            "checksum": data.checksum, "train": len(data.y_train), "val": len(data.y_val),
+            "test": len(data.y_test), "notes": list(data.notes),
+        },
+        "class_names": list(CLASS_NAMES),
+    }
+    files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
+        os.remove(os.path.join(run_dir, "checkpoint.npz"))
+    return metrics
+
+
+def test_metrics(probs, labels):
+    """Accuracy, cross-entropy, per-class accuracy and confusion matrix."""
+    labels = np.asarray(labels).astype(int)
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "per_class_accuracy": [round(float(a), 4) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def summary_line(metrics):
+    return (
+        f"{metrics['name']} [{metrics['backend']}, {metrics['device']}, seed {metrics['seed']}]: "
+        f"test {metrics['test_accuracy']:.4f}  train {metrics['train_accuracy']:.4f}  "
+        f"gap {metrics['gap']:+.4f}  val {metrics['val_accuracy']:.4f}  "
+        f"{metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
+    )
