@@ -50,12 +50,11 @@ def tiny_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_data(tiny_dir, tmp_path_factory):
+def tiny_data(tiny_dir):
     """kcifar.data.load() of `tiny_dir`: 108 train, 12 validation, 40 test."""
     from kcifar.data import load
 
-    os.environ["KCIFAR_CACHE"] = str(tmp_path_factory.mktemp("session-cache"))
-    return load(tiny_dir)
+    return load(tiny_dir, use_cache=False)
 
 
 def tar_of(folder, path, mode="w:gz"):
