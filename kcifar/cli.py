@@ -45,6 +45,7 @@ class UsageError(Exception):
 
 
 def check_backend():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend not in BACKENDS:
         raise UsageError(f"KERAS_BACKEND must be one of {', '.join(BACKENDS)}. Received: KERAS_BACKEND={backend!r}")
@@ -112,7 +113,7 @@ def _run(config, args):
     from kcifar.data import DataError, load
 
     check_backend()
-    from kcifar.train import RunError, summary_line, train
+    from kcifar.train import RunError, is_complete, summary_line, train
 
     try:
         config = configure(config, args)
@@ -128,6 +129,8 @@ def _run(config, args):
     results = []
     for seed in seeds:
         run_dir = run_dir_of(args, config, seed)
+        if args.resume and not args.overwrite and is_complete(run_dir):
+            print(f"{config.name}: skipped: complete run in {run_dir}")
         try:
             metrics = train(
                 config, data, run_dir, seed=seed, precision=args.precision, resume=args.resume,
@@ -136,7 +139,7 @@ def _run(config, args):
         except RunError as e:
             _fail(config.name, e, 1)
         print(summary_line(metrics))
-        print(f"  wrote {run_dir}/ (metrics.json, history.csv, model.keras)")
+        print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
         results.append(metrics)
     return results
 

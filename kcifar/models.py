@@ -7,19 +7,24 @@ Keras's own: at inference they pass their input through unchanged.
 """
 
 import keras
+import numpy as np
 from keras import layers
 
 NUM_CLASSES = 10
 
 
-def build_model(config, mean, std):
+def build_model(config, mean, std, seed=None):
     """Builds the rung's network.
 
     Args:
         config: a `kcifar.config.Config`.
         mean: per-channel mean of the training split, 0..255 scale.
         std: per-channel standard deviation of the training split.
+        seed: seeds the dropout masks. Unseeded dropout on torch draws from
+            torch's global generator, whose state a checkpoint cannot hold,
+            so a resumed run would see other masks.
     """
+    dropout_seeds = np.random.default_rng(seed).integers(2**31, size=len(config.widths)).tolist()
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     # x' = (x - mu) / sigma with the training split's statistics, inside the
     # model so that a saved model takes raw images.
@@ -34,7 +39,8 @@ def build_model(config, mean, std):
     for i, width in enumerate(config.widths, start=1):
         x = stage(x, width, config, name=f"stage{i}")
         if config.dropout:
-            x = layers.Dropout(config.dropout, name=f"stage{i}_dropout")(x)
+            seed_i = None if seed is None else dropout_seeds[i - 1]
+            x = layers.Dropout(config.dropout, seed=seed_i, name=f"stage{i}_dropout")(x)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(config.dense_units, activation="relu", kernel_initializer="he_normal", name="dense")(x)
     # float32 probabilities even under mixed precision, for a stable loss.

@@ -143,10 +143,10 @@ def restore_checkpoint(path, model):
     return json.loads(str(saved["history"]))
 
 
-def compile_model(config, data, steps_per_epoch):
+def compile_model(config, data, steps_per_epoch, seed=None):
     """The rung's model with Adam and cross-entropy; the learning rate decays
     once per epoch (lr0 * gamma^epoch) when the config asks for it."""
-    model = build_model(config, *data.channel_stats())
+    model = build_model(config, *data.channel_stats(), seed=seed)
     lr = config.learning_rate
     if config.lr_decay < 1.0:
         lr = keras.optimizers.schedules.ExponentialDecay(
@@ -178,26 +178,29 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
     """
     if resume and is_complete(run_dir) and not overwrite:
         return files.read_json(os.path.join(run_dir, "metrics.json"))
-    settings = {
+    settings = json.loads(json.dumps({  # as it reads back from settings.json
         "config": config.to_dict(), "seed": seed, "precision": precision,
         "data": {"description": data.description, "train": len(data.y_train), "val": len(data.y_val)},
-    }
+    }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
     if deterministic:
         runtime.set_deterministic()
     runtime.set_precision(precision)
     keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
     batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
-    model = compile_model(config, data, len(batches))
+    model = compile_model(config, data, len(batches), seed)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
     if history and verbose:
         print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}")
 
     if len(history) < config.epochs:
+        batches.epoch = len(history)  # Keras may peek at a batch before the first epoch begins
         model.fit(
             batches,
             validation_data=(data.x_val, data.y_val),
             batch_size=config.batch_size,  # of the validation pass
+            shuffle=False,  # the batches shuffle themselves, by (seed, epoch); Keras's
+            # shuffle of batch order draws from Python's global generator
             epochs=config.epochs,
             initial_epoch=len(history),
             callbacks=[EpochSync(batches), Recorder(run_dir, history)],

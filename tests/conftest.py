@@ -24,7 +24,8 @@ def tiny_arrays(per_class_train=12, per_class_test=4, seed=0):
 
     def make(per_class):
         y = np.repeat(np.arange(10, dtype=np.uint8), per_class)
-        base = np.stack([(y * 25) % 256, (y * 70) % 256, (255 - y * 25) % 256], -1)
+        c = y.astype(int)
+        base = np.stack([(c * 25) % 256, (c * 70) % 256, (255 - c * 25) % 256], -1)
         x = base[:, None, None, :] + rng.integers(-20, 21, (len(y), 32, 32, 3))
         return np.clip(x, 0, 255).astype(np.uint8), y
 

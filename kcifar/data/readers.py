@@ -47,6 +47,8 @@ def list_files(path):
         or name.lower().endswith(IMAGE_SUFFIXES)
     )
     files = {}
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file or folder")
     if os.path.isdir(path):
         for root, _, names in os.walk(path):
             for name in names:
@@ -63,12 +65,8 @@ def list_files(path):
                         files[member.name] = tar.extractfile(member).read()
         except (tarfile.TarError, EOFError, OSError) as e:
             raise DataError(f"{path}: archive is truncated or corrupt ({e})")
-    elif os.path.exists(path):
-        raise DataError(
-            f"{path}: not a folder nor a .tar/.tar.gz/.tar.xz archive"
-        )
     else:
-        raise DataError(f"{path}: no such file or folder")
+        raise DataError(f"{path}: not a folder nor a .tar/.tar.gz/.tar.xz archive")
     return files
 
 
@@ -106,12 +104,17 @@ def _read_batches(files, by_base, names, read_one):
 # --- cifar-10-batches-py --------------------------------------------------------
 
 
+class _Refused(pickle.UnpicklingError):
+    pass
+
+
 class _BatchUnpickler(pickle.Unpickler):
     """Admits only what the official batches hold: a dict of bytes, lists,
     ints and one NumPy array. Anything else (os.system, eval, ...) is refused
     before it is called, so a crafted file runs nothing."""
 
     ALLOWED = {
+        ("_codecs", "encode"),  # bytes in protocol-2 pickles written by Python 3
         ("numpy.core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"),
@@ -121,13 +124,13 @@ class _BatchUnpickler(pickle.Unpickler):
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+        raise _Refused(f"refused to load {module}.{name}")
 
 
 def _read_py_batch(name, raw):
     try:
         batch = _BatchUnpickler(io.BytesIO(raw), encoding="bytes").load()
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise DataError(f"{name}: not a CIFAR-10 batch, {e}")
     except Exception as e:  # truncated pickles raise EOFError, ValueError, ...
         raise DataError(f"{name}: truncated or corrupt ({type(e).__name__}: {e})")

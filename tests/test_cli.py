@@ -1,0 +1,96 @@
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from kcifar import files
+from kcifar.cli import run_rung
+from kcifar.experiments import rung
+
+TINY = rung("trick4").CONFIG.replace(widths=(4, 4, 4, 4), dense_units=8, batch_size=64)
+
+
+def run(argv, capsys):
+    try:
+        result = run_rung(TINY, argv)
+        code = 0
+    except SystemExit as e:
+        result, code = None, e.code
+    captured = capsys.readouterr()
+    return code, result, captured.out, captured.err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--epochs", "0"], "epochs must be >= 1. Received: epochs=0"),
+    (["--batch-size", "-3"], "batch_size must be >= 1. Received: batch_size=-3"),
+    (["--seeds", "1,x"], "--seeds must be integers"),
+    (["--limit-train", "0"], "Received: limit_train=0"),
+    (["--data", "/no/such/data"], "/no/such/data: no such file or folder"),
+])
+def test_bad_flags_end_in_one_line(tiny_dir, tmp_path, capsys, flags, message):
+    argv = ["--data", tiny_dir, "--out", str(tmp_path)] + flags
+    code, _, _, err = run(argv, capsys)
+    assert code == 2
+    last = err.strip().splitlines()[-1]  # above it, at most the decoding progress bar
+    assert message in last and last.startswith("kcifar.experiments.trick4: error:")
+    assert err.count("error") == 1
+    assert not any(os.scandir(tmp_path))  # nothing half-written
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"dropout": 1.5}, "dropout must be in [0, 1). Received: dropout=1.5"),
+    ({"l2": -0.1}, "l2 must be >= 0. Received: l2=-0.1"),
+    ({"changes": {"dropuot": 0.2}}, "unknown config field(s): dropuot"),
+    ({"rung": "trick3", "changes": {}}, "is for rung trick3, not trick4"),
+])
+def test_bad_config_file(tiny_dir, tmp_path, capsys, changes, message):
+    path = tmp_path / "best.json"
+    path.write_text(json.dumps(changes))
+    code, _, _, err = run(["--data", tiny_dir, "--out", str(tmp_path / "runs"), "--config", str(path)], capsys)
+    assert code == 2 and message in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_out(tiny_dir, tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    code, _, _, err = run(["--data", tiny_dir, "--out", str(tmp_path / "file"), "--epochs", "1"], capsys)
+    assert code == 1 and "cannot write to run folder" in err
+
+
+def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
+    best = tmp_path / "best.json"
+    best.write_text(json.dumps({"rung": "trick4", "changes": {"dropout": 0.1, "l2": 0.002}, "val_accuracy": 0.5}))
+    argv = ["--data", tiny_dir, "--out", str(tmp_path / "runs"), "--epochs", "1", "--seeds", "0,1",
+            "--config", str(best), "--quiet", "--limit-train", "50"]
+    code, results, out, _ = run(argv, capsys)
+    assert code == 0 and [m["seed"] for m in results] == [0, 1]
+    for seed in (0, 1):
+        run_dir = tmp_path / "runs" / f"trick4-{keras.backend.backend()}-seed{seed}"
+        settings = files.read_json(run_dir / "settings.json")
+        assert settings["config"]["dropout"] == 0.1 and settings["config"]["l2"] == 0.002
+        assert settings["data"]["train"] == 50
+    assert out.count("test ") == 2 and "gap" in out
+
+
+def test_unknown_backend_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "kcifar.experiments.trick4", "--out", str(tmp_path)],
+        env=dict(os.environ, KERAS_BACKEND="theano"), capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "kcifar.experiments.trick4: error: KERAS_BACKEND must be one of tensorflow, torch, jax. "
+        "Received: KERAS_BACKEND='theano'"
+    ]
+
+
+def test_help_explains_every_flag(capsys):
+    with pytest.raises(SystemExit):
+        run_rung(TINY, ["--help"])
+    out = capsys.readouterr().out
+    for flag in ("--data", "--epochs", "--batch-size", "--seed", "--seeds", "--limit-train", "--out",
+                 "--precision", "--resume", "--overwrite", "--deterministic", "--config"):
+        assert flag in out

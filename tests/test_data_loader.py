@@ -1,0 +1,64 @@
+import os
+
+import numpy as np
+import pytest
+
+from conftest import SHARED_ARCHIVE
+from kcifar.data import DataError, load
+
+
+def test_tiny_set_is_split_and_reported(tiny_data):
+    assert (len(tiny_data.y_train), len(tiny_data.y_val), len(tiny_data.y_test)) == (108, 12, 40)
+    assert np.bincount(tiny_data.y_val, minlength=10).min() >= 1
+    assert any("custom set: train has 120 images" in n for n in tiny_data.notes)
+    assert tiny_data.format == "image-folder" and "JPEG mirror" in tiny_data.description
+
+
+def test_stats_come_from_the_train_split_only(tiny_data):
+    mean, _ = tiny_data.channel_stats()
+    np.testing.assert_allclose(mean, tiny_data.x_train.reshape(-1, 3).mean(0))
+    everything = np.concatenate([tiny_data.x_train, tiny_data.x_val, tiny_data.x_test])
+    assert not np.allclose(mean, everything.reshape(-1, 3).mean(0))
+
+
+@pytest.mark.parametrize("n", [10, 50, 108])
+def test_subset_is_stratified_and_leaves_val_and_test(tiny_data, n):
+    sub = tiny_data.subset(n)
+    assert len(sub.y_train) == n
+    counts = np.bincount(sub.y_train, minlength=10)
+    assert counts.max() - counts.min() <= 1
+    assert sub.x_val is tiny_data.x_val and sub.x_test is tiny_data.x_test
+
+
+@pytest.mark.parametrize("n", [0, 109])
+def test_subset_bounds(tiny_data, n):
+    with pytest.raises(ValueError, match=f"Received: limit_train={n}"):
+        tiny_data.subset(n)
+
+
+def test_missing_class_in_a_split_is_refused(tmp_path):
+    from conftest import tiny_arrays
+    from test_data_readers import write_bin_batches
+
+    x_train, y_train, x_test, y_test = tiny_arrays(2, 1)
+    keep = y_test != 3
+    folder = write_bin_batches(str(tmp_path), x_train, y_train, x_test[keep], y_test[keep])
+    with pytest.raises(DataError, match="test split has no images of class.*cat"):
+        load(folder)
+
+
+@pytest.mark.skipif(not os.path.exists(SHARED_ARCHIVE), reason="../shared/data/cifar10-jpg.tar.xz not present")
+def test_real_archive_is_full_cifar10():
+    data = load(SHARED_ARCHIVE)
+    assert data.notes == ()
+    y_all = np.concatenate([data.y_train, data.y_val])
+    assert len(y_all) == 50000 and len(data.y_test) == 10000
+    assert (np.bincount(y_all) == 5000).all() and (np.bincount(data.y_test) == 1000).all()
+    assert (np.bincount(data.y_val) == 500).all()
+    # Labels are decoder-independent: they match ../shared/data/README.md.
+    from kcifar.data import load_arrays
+    from kcifar.data.split import checksum
+
+    arrays, _ = load_arrays(SHARED_ARCHIVE)
+    assert checksum(arrays["y_train"]) == "a29f2a5ffc141bb1"
+    assert checksum(arrays["y_test"]) == "a054c239a40ee7f2"

@@ -1,0 +1,55 @@
+import dataclasses
+import subprocess
+import sys
+
+import pytest
+
+from kcifar.experiments import RUNGS, rung
+from kcifar.experiments.__main__ import main, rung_range
+
+BOOKKEEPING = {"name", "rung", "change"}
+
+
+@pytest.mark.parametrize("before, after", list(zip(RUNGS, RUNGS[1:])))
+def test_each_rung_changes_one_trick(before, after):
+    a, b = rung(before).CONFIG, rung(after).CONFIG
+    changed = {f.name for f in dataclasses.fields(a) if getattr(a, f.name) != getattr(b, f.name)} - BOOKKEEPING
+    # Rung 5 adds flip and crop together, rung 7 widens and adds augmentation,
+    # as in the lecture; every other rung changes exactly one field.
+    allowed = {"trick5": 2, "trick7": 3}.get(after, 1)
+    assert 1 <= len(changed) <= allowed, changed
+    assert b.rung == a.rung + 1 and b.change.startswith("+ ")
+
+
+def test_lecture_figures_are_the_lectures():
+    assert [rung(n).LECTURE for n in RUNGS] == [0.78, 0.80, 0.84, 0.866, 0.875, 0.906, 0.906, 0.93, 0.93, 0.945]
+
+
+def test_list(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 10 and out[4].startswith("trick4") and "L2" in out[4]
+
+
+@pytest.mark.parametrize("spec, names", [
+    ("baseline..trick2", ("baseline", "trick1", "trick2")), ("trick9", ("trick9",)), ("trick3..trick3", ("trick3",)),
+])
+def test_range(spec, names):
+    assert rung_range(spec) == names
+
+
+@pytest.mark.parametrize("spec, message", [("trick2..baseline", "comes after"), ("trick10", "unknown rung")])
+def test_bad_range(spec, message, capsys):
+    assert main(["--run", spec]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
+    command = [sys.executable, "-m", "kcifar.experiments", "--run", "baseline..trick1", "--data", tiny_dir,
+               "--epochs", "1", "--batch-size", "108", "--out", str(tmp_path), "--quiet"]
+    first = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout.index("=== baseline") < first.stdout.index("=== trick1")
+    again = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and "skipped: complete" in again.stdout
+    assert "Epoch" not in again.stdout

@@ -1,0 +1,176 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from kcifar import files
+from kcifar.config import Config
+from kcifar.experiments import RUNGS, rung
+from kcifar.train import HISTORY_COLUMNS, Recorder, RunError, train
+
+# Small, but with every source of randomness on: noise, dropout, flip, crop,
+# rotation, BN statistics and a decaying learning rate.
+SMALL = Config().replace(
+    name="small", widths=(8, 8, 8, 8), dense_units=16, epochs=3, batch_size=32,
+    input_noise=0.1, batch_norm=True, dropout=0.3, l2=1e-4, flip=True, crop_scale=0.7,
+    rotation=10.0, lr_decay=0.5,
+)
+TIMING = ("train_seconds", "seconds")
+
+
+def without_timing(history):
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+def run_history(run_dir):
+    return [{k: float(v) for k, v in row.items()} for row in files.read_csv(os.path.join(run_dir, "history.csv"))]
+
+
+def test_a_run_writes_its_folder(tiny_data, tmp_path):
+    metrics = train(SMALL, tiny_data, str(tmp_path / "run"), verbose=0)
+    assert sorted(os.listdir(tmp_path / "run")) == ["history.csv", "metrics.json", "model.keras", "settings.json"]
+    history = run_history(tmp_path / "run")
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert list(files.read_csv(os.path.join(tmp_path / "run", "history.csv"))[0]) == list(HISTORY_COLUMNS)
+    # lr = lr0 * gamma^epoch, stepping once per epoch.
+    np.testing.assert_allclose([row["learning_rate"] for row in history], [1e-3, 5e-4, 2.5e-4], rtol=1e-6)
+    assert metrics == files.read_json(tmp_path / "run" / "metrics.json")
+    assert metrics["train_accuracy"] == pytest.approx(history[-1]["accuracy"])
+    assert metrics["gap"] == pytest.approx(metrics["train_accuracy"] - metrics["test_accuracy"])
+    assert sum(map(sum, metrics["confusion_matrix"])) == 40
+    assert metrics["backend"] == keras.backend.backend() and metrics["seed"] == 0
+    assert metrics["data"]["checksum"] == tiny_data.checksum and metrics["epochs"] == 3
+
+
+def interrupt_after_first_epoch(monkeypatch):
+    original = Recorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Recorder, "on_epoch_end", on_epoch_end)
+
+
+def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
+    whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
+    with monkeypatch.context() as m:
+        interrupt_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, verbose=0)
+    assert len(run_history(tmp_path / "cut")) == 1
+    resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, resume=True, verbose=0)
+    assert without_timing(run_history(tmp_path / "cut")) == without_timing(run_history(tmp_path / "whole"))
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "val_accuracy", "confusion_matrix"):
+        assert resumed[key] == whole[key], key
+
+
+def test_same_seed_same_history_other_seed_other(tiny_data, tmp_path):
+    one = SMALL.replace(epochs=1)
+    histories = [without_timing(train(one, tiny_data, str(tmp_path / str(i)), seed=s, verbose=0) and
+                                run_history(tmp_path / str(i))) for i, s in enumerate((5, 5, 6))]
+    assert histories[0] == histories[1]
+    assert histories[0] != histories[2]
+
+
+def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
+    out = tmp_path / "runs"
+    command = [sys.executable, "-m", "kcifar.experiments.trick1", "--data", tiny_dir, "--epochs", "40",
+               "--batch-size", "8", "--out", str(out), "--quiet"]
+    env = dict(os.environ, KCIFAR_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run_dir = out / f"trick1-{keras.backend.backend()}-seed0"
+    deadline = time.time() + 120
+    while not (run_dir / "checkpoint.npz").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run_dir / "metrics.json").exists(), "the run ended before it could be killed"
+    done = len(run_history(run_dir))
+    assert 1 <= done < 40
+    command[command.index("40")] = "40"
+    result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"resuming {run_dir} after epoch" in result.stdout
+    assert [row["epoch"] for row in run_history(run_dir)] == list(range(1, 41))
+    assert not (run_dir / "checkpoint.npz").exists() and (run_dir / "metrics.json").exists()
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
+    doomed = SMALL.replace(batch_norm=False, l2=0.0, learning_rate=1e30, epochs=2)
+    with pytest.raises(RunError, match="loss became NaN or infinite in epoch 1"):
+        train(doomed, tiny_data, str(tmp_path / "nan"), verbose=0)
+    assert not (tmp_path / "nan" / "metrics.json").exists()
+    assert not (tmp_path / "nan" / "checkpoint.npz").exists()  # no epoch was good
+
+
+@pytest.mark.parametrize("setup, flags, message", [
+    ("complete", {}, "already holds a run; pass --resume"),
+    ("other-settings", {"resume": True}, "was started with other settings"),
+])
+def test_run_folder_guards(tiny_data, tmp_path, setup, flags, message):
+    one = SMALL.replace(epochs=1)
+    run_dir = str(tmp_path / "run")
+    train(one, tiny_data, run_dir, verbose=0)
+    if setup == "other-settings":
+        os.remove(os.path.join(run_dir, "metrics.json"))
+        one = one.replace(dropout=0.5)
+    with pytest.raises(RunError, match=message):
+        train(one, tiny_data, run_dir, verbose=0, **flags)
+
+
+def test_overwrite_starts_afresh(tiny_data, tmp_path):
+    run_dir = str(tmp_path / "run")
+    train(SMALL.replace(epochs=1), tiny_data, run_dir, verbose=0)
+    metrics = train(SMALL.replace(epochs=2), tiny_data, run_dir, overwrite=True, verbose=0)
+    assert metrics["epochs"] == 2 and len(run_history(run_dir)) == 2
+
+
+def test_unwritable_run_folder(tiny_data, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunError, match="cannot write to run folder"):
+        train(SMALL, tiny_data, str(blocker / "run"), verbose=0)
+
+
+@pytest.mark.parametrize("name", RUNGS)
+def test_every_rung_trains_a_step_and_evaluates(tiny_data, tmp_path, name):
+    config = rung(name).CONFIG.replace(epochs=1, batch_size=len(tiny_data.y_train))
+    metrics = train(config, tiny_data, str(tmp_path / name), verbose=0)
+    assert metrics["name"] == name and 0.0 <= metrics["test_accuracy"] <= 1.0
+    assert np.isfinite(metrics["test_loss"]) and metrics["rung"] == RUNGS.index(name)
+
+
+OTHER_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}
+LOAD_AND_PREDICT = """
+import sys, numpy as np, keras
+model = keras.saving.load_model(sys.argv[1])
+assert "kcifar" not in sys.modules
+x = np.load(sys.argv[2])
+np.save(sys.argv[3], model.predict(x, verbose=0))
+"""
+
+
+def test_saved_model_loads_on_another_backend_without_kcifar(tiny_data, tmp_path):
+    config = rung("trick8").CONFIG.replace(widths=(8, 8, 8, 8), dense_units=16, epochs=2, batch_size=32)
+    metrics = train(config, tiny_data, str(tmp_path / "run"), verbose=0)
+    np.save(tmp_path / "x.npy", tiny_data.x_test)
+    other = OTHER_BACKEND[keras.backend.backend()]
+    env = dict(os.environ, KERAS_BACKEND=other)
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_AND_PREDICT, str(tmp_path / "run" / "model.keras"),
+         str(tmp_path / "x.npy"), str(tmp_path / "p.npy")],
+        env=env, capture_output=True, text=True, timeout=300, cwd=str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    probs = np.load(tmp_path / "p.npy")
+    accuracy = float((probs.argmax(1) == tiny_data.y_test).mean())
+    assert abs(accuracy - metrics["test_accuracy"]) <= 0.002
+    here = keras.saving.load_model(str(tmp_path / "run" / "model.keras")).predict(tiny_data.x_test, verbose=0)
+    np.testing.assert_allclose(probs, here, atol=1e-4)
