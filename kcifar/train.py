@@ -190,8 +190,8 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
     batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
     model = compile_model(config, data, len(batches), seed)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
-    if history and verbose:
-        print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}")
+    if history:
+        print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
 
     if len(history) < config.epochs:
         batches.epoch = len(history)  # Keras may peek at a batch before the first epoch begins

@@ -81,8 +81,8 @@ def test_same_seed_same_history_other_seed_other(tiny_data, tmp_path):
 
 def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
     out = tmp_path / "runs"
-    command = [sys.executable, "-m", "kcifar.experiments.trick1", "--data", tiny_dir, "--epochs", "40",
-               "--batch-size", "8", "--out", str(out), "--quiet"]
+    command = [sys.executable, "-m", "kcifar.experiments.trick1", "--data", tiny_dir, "--epochs", "5",
+               "--batch-size", "16", "--out", str(out), "--quiet"]
     env = dict(os.environ, KCIFAR_CACHE=str(tmp_path / "cache"))
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = out / f"trick1-{keras.backend.backend()}-seed0"
@@ -92,13 +92,11 @@ def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run_dir / "metrics.json").exists(), "the run ended before it could be killed"
-    done = len(run_history(run_dir))
-    assert 1 <= done < 40
-    command[command.index("40")] = "40"
+    assert 1 <= len(run_history(run_dir)) < 5
     result = subprocess.run(command + ["--resume"], env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     assert f"resuming {run_dir} after epoch" in result.stdout
-    assert [row["epoch"] for row in run_history(run_dir)] == list(range(1, 41))
+    assert [row["epoch"] for row in run_history(run_dir)] == list(range(1, 6))
     assert not (run_dir / "checkpoint.npz").exists() and (run_dir / "metrics.json").exists()
 
 
