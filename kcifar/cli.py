@@ -113,7 +113,8 @@ def _run(config, args):
     from kcifar.data import DataError, load
 
     check_backend()
-    from kcifar.train import RunError, is_complete, summary_line, train
+    from kcifar.results import summary_line
+    from kcifar.train import RunError, is_complete, train
 
     try:
         config = configure(config, args)

@@ -28,12 +28,9 @@ from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model
 from kcifar.pipeline import EpochSync, TrainBatches
 
-METRICS_FORMAT = 1  # bump when metrics.json changes incompatibly
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, score_predictions
+
 RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json")
-HISTORY_COLUMNS = (
-    "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
-    "learning_rate", "train_seconds", "seconds",
-)
 
 
 class RunError(Exception):
@@ -209,7 +206,7 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
 
     eval_start = time.perf_counter()
     probs = model.predict(data.x_test, batch_size=512, verbose=0)
-    test = test_metrics(probs, data.y_test)
+    test = score_predictions(probs, data.y_test)
     eval_seconds = time.perf_counter() - eval_start
     with files.atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
         model.save(tmp)
@@ -245,28 +242,3 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
     if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
         os.remove(os.path.join(run_dir, "checkpoint.npz"))
     return metrics
-
-
-def test_metrics(probs, labels):
-    """Accuracy, cross-entropy, per-class accuracy and confusion matrix."""
-    labels = np.asarray(labels).astype(int)
-    predicted = probs.argmax(axis=1)
-    confusion = np.zeros((10, 10), int)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
-    return {
-        "test_accuracy": float((predicted == labels).mean()),
-        "test_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
-        "per_class_accuracy": [round(float(a), 4) for a in per_class],
-        "confusion_matrix": confusion.tolist(),
-    }
-
-
-def summary_line(metrics):
-    return (
-        f"{metrics['name']} [{metrics['backend']}, {metrics['device']}, seed {metrics['seed']}]: "
-        f"test {metrics['test_accuracy']:.4f}  train {metrics['train_accuracy']:.4f}  "
-        f"gap {metrics['gap']:+.4f}  val {metrics['val_accuracy']:.4f}  "
-        f"{metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
-    )

@@ -11,7 +11,8 @@ import pytest
 from kcifar import files
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
-from kcifar.train import HISTORY_COLUMNS, Recorder, RunError, train
+from kcifar.results import HISTORY_COLUMNS
+from kcifar.train import Recorder, RunError, train
 
 # Small, but with every source of randomness on: noise, dropout, flip, crop,
 # rotation, BN statistics and a decaying learning rate.

@@ -1,0 +1,275 @@
+"""Reading run folders and tuner summaries, and grouping runs into table rows.
+
+A run folder is what `kcifar.train.train()` writes; the report needs its
+metrics.json and history.csv (settings.json when present), never its
+model.keras, which is not committed. A folder that cannot be read is skipped
+with a one-line reason (`Skipped`), never half-used.
+"""
+
+import csv
+import dataclasses
+import json
+import math
+import os
+
+from kcifar import files
+from kcifar.experiments import RUNGS, rung
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
+
+# What the report reads from metrics.json; a file without one of these is
+# not a finished run of a format this code knows.
+METRICS_KEYS = (
+    "format", "name", "rung", "change", "epochs", "batch_size", "seed", "precision",
+    "test_accuracy", "test_loss", "per_class_accuracy", "confusion_matrix", "train_accuracy", "gap",
+    "val_accuracy", "wall_seconds", "images_per_second", "backend", "backend_version",
+    "keras_version", "device", "data", "class_names",
+)
+NUMBERS = ("rung", "epochs", "seed", "test_accuracy", "train_accuracy", "gap", "wall_seconds")
+DATA_KEYS = ("description", "source", "format", "checksum", "train", "val", "test", "notes")
+# Files that make a folder a run folder, complete or not.
+RUN_MARKERS = ("metrics.json", "settings.json", "history.csv", "checkpoint.npz")
+# Config fields that are not part of what a rung is (epochs has its own column).
+NOT_VARIANT = ("name", "rung", "change", "epochs")
+
+
+class Skipped(Exception):
+    """A run folder or tuner summary the report leaves out; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One finished run: its folder, metrics.json, history.csv rows, settings.json."""
+
+    path: str
+    metrics: dict
+    history: list
+    settings: dict = None
+
+    @property
+    def variant(self):
+        """(field, value) pairs where the run's config differs from its rung's."""
+        if not self.settings or self.metrics["name"] not in RUNGS:
+            return ()
+        default = rung(self.metrics["name"]).CONFIG.to_dict()
+        config = self.settings.get("config", {})
+        return tuple(
+            (k, config[k]) for k in sorted(config)
+            if k not in NOT_VARIANT and k in default and _canonical(config[k]) != _canonical(default[k])
+        )
+
+    @property
+    def series(self):
+        """Where and on what it ran: runs of one series share a colour."""
+        m = self.metrics
+        return (m["backend"], m["device"], m["precision"], data_key(m["data"]))
+
+    @property
+    def group(self):
+        """Runs of one group differ by their seed alone."""
+        m = self.metrics
+        # The rung's own config first, then its variants.
+        variant = (len(self.variant), _canonical(self.variant))
+        return (m["rung"], m["name"], variant, m["epochs"], m["batch_size"]) + self.series
+
+    @property
+    def sort_key(self):
+        return self.group + (self.metrics["seed"], self.path)
+
+
+def _canonical(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def data_key(data):
+    return (data["checksum"], data["train"], data["val"], data["test"], data["description"])
+
+
+def data_label(data):
+    """A short line naming a run's data: the file, its checksum, the split sizes."""
+    # The loader's description says when the pixels are a lossy JPEG copy.
+    lossy = ", JPEG mirror" if "JPEG mirror" in data["description"] else ""
+    return (f"{os.path.basename(data['source'].rstrip('/')) or data['source']} ({data['format']}{lossy}, "
+            f"sha256:{data['checksum'][:8]}): {data['train']} train / {data['val']} val / "
+            f"{data['test']} test images")
+
+
+def find_runs(root):
+    """Folders under `root` that hold a run, complete or not, sorted.
+
+    A run folder is not searched further; tuner project folders (with an
+    oracle.json or kcifar_tune.json) and hidden folders are not searched.
+    """
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        if "oracle.json" in names or "kcifar_tune.json" in names:
+            subfolders[:] = []
+        elif any(marker in names for marker in RUN_MARKERS):
+            found.append(folder)
+            subfolders[:] = []
+    return sorted(found)
+
+
+def load_run(path):
+    """Reads and checks one run folder; raises Skipped with the reason."""
+    if not os.path.isdir(path):
+        raise Skipped("not a folder" if os.path.exists(path) else "no such folder")
+    metrics_path = os.path.join(path, "metrics.json")
+    if not os.path.exists(metrics_path):
+        raise Skipped("no metrics.json: the run is incomplete (still training or interrupted; "
+                      "finish it with --resume)")
+    metrics = _read_json(metrics_path)
+    if not isinstance(metrics, dict) or not isinstance(metrics.get("format"), int):
+        raise Skipped("metrics.json has no format number: not a kcifar results file")
+    if metrics["format"] > METRICS_FORMAT:
+        raise Skipped(f"metrics.json has format {metrics['format']}, newer than this kcifar reads "
+                      f"({METRICS_FORMAT}); update kcifar")
+    data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
+    missing = [k for k in METRICS_KEYS if k not in metrics] + [f"data.{k}" for k in DATA_KEYS if k not in data]
+    if missing:
+        raise Skipped(f"metrics.json lacks {', '.join(missing)}")
+    wrong = [k for k in NUMBERS if isinstance(metrics[k], bool) or not isinstance(metrics[k], (int, float))]
+    if wrong:
+        raise Skipped(f"metrics.json has no number for {', '.join(wrong)}")
+    history = read_history(os.path.join(path, "history.csv"))
+    if len(history) != metrics["epochs"]:
+        raise Skipped(f"history.csv has {len(history)} epochs but metrics.json says {metrics['epochs']}")
+    settings_path = os.path.join(path, "settings.json")
+    settings = _read_json(settings_path) if os.path.exists(settings_path) else None
+    if settings is not None and not isinstance(settings.get("config") if isinstance(settings, dict) else None, dict):
+        raise Skipped("settings.json has no config")
+    return Run(path=os.path.normpath(path), metrics=metrics, history=history, settings=settings)
+
+
+def read_history(path):
+    """history.csv as a list of dicts of floats (epoch an int)."""
+    if not os.path.exists(path):
+        raise Skipped("no history.csv")
+    try:
+        rows = files.read_csv(path)
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise Skipped(f"history.csv is unreadable ({e})")
+    if not rows:
+        raise Skipped("history.csv has no epochs")
+    missing = [c for c in HISTORY_COLUMNS if c not in rows[0]]
+    if missing:
+        raise Skipped(f"history.csv lacks column(s) {', '.join(missing)}")
+    try:
+        history = [{c: float(row[c]) for c in HISTORY_COLUMNS} for row in rows]
+    except (TypeError, ValueError):
+        raise Skipped("history.csv holds a value that is not a number")
+    for row in history:
+        row["epoch"] = int(row["epoch"])
+    return history
+
+
+def _read_json(path):
+    try:
+        return files.read_json(path)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise Skipped(f"{os.path.basename(path)} is unreadable ({e})")
+
+
+def collect(paths):
+    """Loads every run under `paths` (run folders or folders of them).
+
+    Returns (runs sorted by rung, config, backend, ... and seed; skipped as
+    (path, reason) pairs in the order met).
+    """
+    runs, skipped = [], []
+    for path in paths:
+        found = [path] if not os.path.isdir(path) else find_runs(path)
+        if os.path.isdir(path) and not found:
+            skipped.append((path, "no run folders in it"))
+        for folder in found:
+            try:
+                runs.append(load_run(folder))
+            except Skipped as e:
+                skipped.append((folder, str(e)))
+    unique = {run.path: run for run in runs}  # a folder named twice counts once
+    return sorted(unique.values(), key=lambda run: run.sort_key), skipped
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Runs of one rung and config on one backend, device and data set:
+    one row of the table, one bar of the ladder (mean and spread over seeds)."""
+
+    runs: tuple
+
+    @property
+    def first(self):
+        return self.runs[0].metrics
+
+    def values(self, key):
+        return [run.metrics[key] for run in self.runs]
+
+    def mean(self, key):
+        return math.fsum(self.values(key)) / len(self.runs)
+
+    def spread(self, key):
+        """Sample standard deviation over seeds; None for one seed."""
+        values = self.values(key)
+        if len(values) < 2:
+            return None
+        mean = self.mean(key)
+        return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+    @property
+    def lecture(self):
+        return lecture_of(self.first["rung"])
+
+
+def lecture_of(number):
+    """The test accuracy the lecture reports for rung `number`, or None."""
+    return rung(RUNGS[number]).LECTURE if 0 <= number < len(RUNGS) else None
+
+
+def lecture_text(value):
+    """The lecture's figure as it gives it, e.g. 0.866 -> "~86.6%"."""
+    return f"~{round(100 * value, 2):g}%"
+
+
+def group_runs(runs):
+    """Groups sorted runs that differ by their seed alone, in order."""
+    groups = {}
+    for run in runs:
+        groups.setdefault(run.group, []).append(run)
+    return [Group(tuple(members)) for members in groups.values()]
+
+
+def load_tuner(folder):
+    """The summary.json of a kcifar.tune project; raises Skipped when it
+    cannot be read. (kcifar.tune draws the search's own figure, summary.png.)"""
+    from kcifar.tune.project import FORMAT
+
+    if not os.path.isdir(folder):
+        raise Skipped("not a folder" if os.path.exists(folder) else "no such folder")
+    path = os.path.join(folder, "summary.json")
+    if not os.path.exists(path):
+        raise Skipped("no summary.json (not a kcifar.tune project, or no trial has ended yet)")
+    summary = _read_json(path)
+    if not isinstance(summary, dict) or not isinstance(summary.get("format"), int):
+        raise Skipped("summary.json has no format number: not a kcifar.tune summary")
+    if summary["format"] > FORMAT:
+        raise Skipped(f"summary.json has format {summary['format']}, newer than this kcifar reads ({FORMAT})")
+    if not isinstance(summary.get("trials"), list) or "best" not in summary:
+        raise Skipped("summary.json lacks its trials or best trial")
+    return summary
+
+
+def short_names(paths):
+    """Distinct file-name-safe names: the shortest path endings that differ.
+
+    E.g. a/x/baseline-seed0 and b/x/baseline-seed0 become
+    a_x_baseline-seed0 and b_x_baseline-seed0; lone folders keep their name.
+    """
+    parts = {p: [c for c in os.path.abspath(p).split(os.sep) if c] for p in paths}
+    names = {}
+    for path, components in parts.items():
+        for k in range(1, len(components) + 1):
+            ending = components[-k:]
+            if sum(c[-k:] == ending for c in parts.values()) == 1:
+                break
+        names[path] = "_".join(ending)
+    return names

@@ -1,0 +1,38 @@
+"""What a run folder's results files hold, readable without Keras.
+
+`kcifar.train` writes them; `kcifar.report`, `kcifar.evaluate` and the tuner
+read them. Nothing here imports Keras or a backend, so reading results is fast.
+"""
+
+import numpy as np
+
+METRICS_FORMAT = 1  # of metrics.json; bump when it changes incompatibly
+HISTORY_COLUMNS = (
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+    "learning_rate", "train_seconds", "seconds",
+)
+
+
+def score_predictions(probs, labels):
+    """Accuracy, cross-entropy, per-class accuracy and confusion matrix."""
+    labels = np.asarray(labels).astype(int)
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "per_class_accuracy": [round(float(a), 4) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def summary_line(metrics):
+    return (
+        f"{metrics['name']} [{metrics['backend']}, {metrics['device']}, seed {metrics['seed']}]: "
+        f"test {metrics['test_accuracy']:.4f}  train {metrics['train_accuracy']:.4f}  "
+        f"gap {metrics['gap']:+.4f}  val {metrics['val_accuracy']:.4f}  "
+        f"{metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
+    )

@@ -1,0 +1,215 @@
+"""kcifar.report.runs: reading, checking and grouping run folders."""
+
+import json
+import os
+import statistics
+
+import pytest
+
+from kcifar import files
+from kcifar.experiments import rung
+from kcifar.report import runs
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
+
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATA = {
+    "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
+    "source": "/data/cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
+    "train": 900, "val": 100, "test": 100, "notes": ["training on a stratified subset of 900 images"],
+}
+
+
+def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
+              train_accuracy=0.75, config_changes=None, folder=None):
+    """Writes a finished run folder as kcifar.train.train() would, with
+    made-up numbers: 100 test images, 10 per class, `test_accuracy` a
+    multiple of 0.1 so that the confusion matrix holds it exactly."""
+    config = rung(name).CONFIG.replace(epochs=epochs, **(config_changes or {}))
+    run_dir = os.path.join(root, folder or f"{name}-{backend}-seed{seed}")
+    os.makedirs(run_dir)
+    right = round(10 * test_accuracy)
+    confusion = [[right if i == j else (10 - right if j == (i + 1) % 10 else 0) for j in range(10)]
+                 for i in range(10)]
+    history = [{
+        "epoch": e, "loss": 2.0 / e, "accuracy": train_accuracy * e / epochs, "val_loss": 2.2 / e,
+        "val_accuracy": (test_accuracy + 0.01) * e / epochs, "learning_rate": 1e-3 * config.lr_decay ** (e - 1),
+        "train_seconds": 1.5, "seconds": 2.0,
+    } for e in range(1, epochs + 1)]
+    metrics = {
+        "format": METRICS_FORMAT, "name": config.name, "rung": config.rung, "change": config.change,
+        "epochs": epochs, "batch_size": config.batch_size, "seed": seed, "precision": "float32",
+        "deterministic": False, "test_accuracy": right / 10, "test_loss": 1.25,
+        "per_class_accuracy": [right / 10] * 10, "confusion_matrix": confusion,
+        "train_accuracy": train_accuracy, "val_accuracy": history[-1]["val_accuracy"], "val_loss": 2.2 / epochs,
+        "gap": train_accuracy - right / 10, "train_seconds": 1.5 * epochs, "wall_seconds": 2.0 * epochs + 0.5,
+        "images_per_second": 600.0, "backend": backend, "backend_version": "1.2.3", "keras_version": "3.15.1",
+        "device": "cpu: x86_64 x2", "python": "3.11.7", "data": DATA, "class_names": list(CLASSES),
+    }
+    settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
+                "data": {"description": DATA["description"], "train": DATA["train"], "val": DATA["val"]}}
+    files.write_json(os.path.join(run_dir, "settings.json"), settings)
+    files.write_csv(os.path.join(run_dir, "history.csv"), history, HISTORY_COLUMNS)
+    files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return run_dir
+
+
+def test_load_run_reads_the_files(tmp_path):
+    run_dir = write_run(tmp_path, epochs=4)
+    run = runs.load_run(run_dir)
+    with open(os.path.join(run_dir, "metrics.json")) as f:
+        assert run.metrics == json.load(f)
+    assert [row["epoch"] for row in run.history] == [1, 2, 3, 4]
+    assert run.history[1]["accuracy"] == pytest.approx(0.75 * 2 / 4)
+    assert run.settings["seed"] == 0
+    assert run.variant == ()
+
+
+def _rewrite_json(path, change):
+    obj = files.read_json(path)
+    change(obj)
+    files.write_json(path, obj)
+
+
+BREAKAGES = {
+    "missing folder": (lambda d: os.rename(d, d + "-gone"), "no such folder"),
+    "incomplete": (lambda d: os.remove(os.path.join(d, "metrics.json")), "incomplete"),
+    "unreadable json": (lambda d: files.write_text(os.path.join(d, "metrics.json"), '{"format": 1,'),
+                        "metrics.json is unreadable"),
+    "not kcifar json": (lambda d: files.write_json(os.path.join(d, "metrics.json"), [1, 2]), "no format number"),
+    "newer format": (lambda d: _rewrite_json(os.path.join(d, "metrics.json"),
+                                             lambda m: m.update(format=METRICS_FORMAT + 1)), "newer than"),
+    "missing key": (lambda d: _rewrite_json(os.path.join(d, "metrics.json"), lambda m: m.pop("test_accuracy")),
+                    "lacks test_accuracy"),
+    "missing data key": (lambda d: _rewrite_json(os.path.join(d, "metrics.json"), lambda m: m["data"].pop("source")),
+                         "lacks data.source"),
+    "text for a number": (lambda d: _rewrite_json(os.path.join(d, "metrics.json"),
+                                                  lambda m: m.update(test_accuracy="0.5")), "no number for test_accuracy"),
+    "settings without config": (lambda d: files.write_json(os.path.join(d, "settings.json"), [1]),
+                                "settings.json has no config"),
+    "no history": (lambda d: os.remove(os.path.join(d, "history.csv")), "no history.csv"),
+    "empty history": (lambda d: files.write_text(os.path.join(d, "history.csv"), ",".join(HISTORY_COLUMNS) + "\n"),
+                      "no epochs"),
+    "history column": (lambda d: files.write_text(os.path.join(d, "history.csv"), "epoch,loss\n1,2.0\n"),
+                       "lacks column(s) accuracy"),
+    "history text": (lambda d: files.write_text(os.path.join(d, "history.csv"), ",".join(HISTORY_COLUMNS) + "\n"
+                                                + "1,x,0.1,1,0.1,0.001,1,1\n"), "not a number"),
+    "history shorter": (lambda d: _rewrite_json(os.path.join(d, "metrics.json"), lambda m: m.update(epochs=5)),
+                        "has 3 epochs but metrics.json says 5"),
+    "settings unreadable": (lambda d: files.write_text(os.path.join(d, "settings.json"), "{"),
+                            "settings.json is unreadable"),
+}
+
+
+@pytest.mark.parametrize("breakage", sorted(BREAKAGES))
+def test_broken_run_is_skipped_with_the_reason(tmp_path, breakage):
+    run_dir = write_run(tmp_path)
+    damage, reason = BREAKAGES[breakage]
+    damage(run_dir)
+    with pytest.raises(runs.Skipped, match=reason.replace("(", r"\(").replace(")", r"\)")):
+        runs.load_run(run_dir)
+
+
+def test_settings_are_optional(tmp_path):
+    run_dir = write_run(tmp_path)
+    os.remove(os.path.join(run_dir, "settings.json"))
+    run = runs.load_run(run_dir)
+    assert run.settings is None and run.variant == ()
+
+
+def test_collect_finds_runs_sorts_them_and_reports_the_broken(tmp_path):
+    write_run(tmp_path / "b", name="trick2", seed=1)
+    write_run(tmp_path / "b", name="trick2", seed=0)
+    write_run(tmp_path / "a" / "deeper", name="trick1", backend="torch")
+    write_run(tmp_path, name="baseline", backend="torch")
+    broken = write_run(tmp_path / "b", name="trick3")
+    os.remove(os.path.join(broken, "metrics.json"))
+    # A tuner project: its trial folders hold history.csv but are no runs.
+    trial = tmp_path / "search" / "trial_00"
+    trial.mkdir(parents=True)
+    (tmp_path / "search" / "oracle.json").write_text("{}")
+    (trial / "history.csv").write_text("epoch\n")
+    (tmp_path / "empty").mkdir()
+
+    found, skipped = runs.collect([str(tmp_path), str(tmp_path / "b" / "trick2-jax-seed0"), str(tmp_path / "empty")])
+
+    assert [(r.metrics["name"], r.metrics["seed"]) for r in found] == [
+        ("baseline", 0), ("trick1", 0), ("trick2", 0), ("trick2", 1)]
+    assert [(os.path.basename(p), "incomplete" in why or why) for p, why in skipped] == [
+        ("trick3-jax-seed0", True), ("empty", "no run folders in it")]
+
+
+def test_group_runs_pools_seeds_and_keeps_backends_apart(tmp_path):
+    for seed, accuracy in enumerate((0.5, 0.6, 0.8)):
+        write_run(tmp_path, name="trick3", seed=seed, test_accuracy=accuracy)
+    write_run(tmp_path, name="trick3", backend="torch", test_accuracy=0.7)
+    write_run(tmp_path, name="trick3", seed=9, test_accuracy=0.9, config_changes={"dropout": 0.4})
+    found, _ = runs.collect([str(tmp_path)])
+    groups = runs.group_runs(found)
+
+    summary = [(g.first["backend"], g.runs[0].variant, g.values("seed")) for g in groups]
+    assert summary == [("jax", (), [0, 1, 2]), ("torch", (), [0]), ("jax", (("dropout", 0.4),), [9])]
+    pooled = groups[0]
+    assert pooled.mean("test_accuracy") == pytest.approx(statistics.mean([0.5, 0.6, 0.8]))
+    assert pooled.spread("test_accuracy") == pytest.approx(statistics.stdev([0.5, 0.6, 0.8]))
+    assert groups[1].spread("test_accuracy") is None
+    assert pooled.lecture == rung("trick3").LECTURE
+
+
+def test_epochs_are_no_variant_but_other_fields_are(tmp_path):
+    run = runs.load_run(write_run(tmp_path, name="trick4", epochs=2, config_changes={"l2": 5e-4, "flip": True}))
+    assert run.variant == (("flip", True), ("l2", 5e-4))
+
+
+@pytest.mark.parametrize("paths, names", [
+    (["x/a/run", "x/b/run", "x/c"], ["a_run", "b_run", "c"]),
+    (["p/q/run", "r/q/run"], ["p_q_run", "r_q_run"]),
+    (["only"], ["only"]),
+])
+def test_short_names_are_distinct_path_endings(paths, names):
+    assert [runs.short_names(paths)[p] for p in paths] == names
+
+
+@pytest.mark.parametrize("value, text", [(0.78, "~78%"), (0.866, "~86.6%"), (0.945, "~94.5%"), (0.9, "~90%")])
+def test_lecture_text(value, text):
+    assert runs.lecture_text(value) == text
+
+
+def write_summary(folder, fmt=1):
+    """A kcifar.tune summary.json of two finished trials."""
+    os.makedirs(folder, exist_ok=True)
+    trials = [
+        {"trial": "00", "status": "COMPLETED", "val_accuracy": 0.41, "dropout": 0.1, "l2": 1e-5,
+         "learning_rate": None, "epochs": 2},
+        {"trial": "01", "status": "COMPLETED", "val_accuracy": 0.47, "dropout": 0.3, "l2": 2e-4,
+         "learning_rate": None, "epochs": 2},
+    ]
+    summary = {"format": fmt, "project": os.path.basename(folder), "tuner": "random", "seed": 0,
+               "backend": "jax", "device": "cpu: x86_64 x2", "counts": {"COMPLETED": 2},
+               "best": trials[1], "trials": trials}
+    files.write_json(os.path.join(folder, "summary.json"), summary)
+    return folder
+
+
+def test_load_tuner(tmp_path):
+    summary = runs.load_tuner(write_summary(str(tmp_path / "search")))
+    assert summary["best"]["val_accuracy"] == 0.47 and len(summary["trials"]) == 2
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda d: os.remove(os.path.join(d, "summary.json")), "no summary.json"),
+    (lambda d: os.rename(d, d + "-gone"), "no such folder"),
+    (lambda d: write_summary(d, fmt=99), "newer than"),
+    (lambda d: files.write_text(os.path.join(d, "summary.json"), "["), "unreadable"),
+    (lambda d: files.write_json(os.path.join(d, "summary.json"), {"format": 1}), "lacks its trials"),
+])
+def test_broken_tuner_summary_is_skipped(tmp_path, damage, reason):
+    folder = write_summary(str(tmp_path / "search"))
+    damage(folder)
+    with pytest.raises(runs.Skipped, match=reason):
+        runs.load_tuner(folder)
+
+
+def test_data_label_names_file_checksum_and_sizes():
+    assert runs.data_label(DATA) == (
+        "cifar10-jpg.tar.xz (image-folder, JPEG mirror, sha256:01234567): 900 train / 100 val / 100 test images")
+    assert runs.lecture_of(0) == rung("baseline").LECTURE and runs.lecture_of(42) is None

@@ -1,0 +1,95 @@
+"""kcifar.report.table: the Markdown table and page hold the files' numbers."""
+
+import os
+
+import pytest
+from test_report_runs import DATA, write_run, write_summary
+
+from kcifar import files
+from kcifar.report import runs, table
+
+
+def rows_of(markdown):
+    """The table's body rows as lists of cells (header and rule dropped)."""
+    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+
+
+def groups_under(root):
+    found, _ = runs.collect([str(root)])
+    return runs.group_runs(found)
+
+
+def test_table_numbers_equal_the_files_numbers(tmp_path):
+    paths = [write_run(tmp_path, name="trick3", seed=seed, test_accuracy=acc, train_accuracy=0.9)
+             for seed, acc in enumerate((0.5, 0.6, 0.7))]
+    paths.append(write_run(tmp_path, name="baseline", backend="torch", epochs=2, test_accuracy=0.4,
+                           train_accuracy=0.8125))
+    metrics = {p: files.read_json(os.path.join(p, "metrics.json")) for p in paths}
+
+    rows = rows_of(table.table(groups_under(tmp_path)))
+
+    header = [name for name, _ in table.COLUMNS]
+    baseline, trick3 = (dict(zip(header, row)) for row in rows)
+    m = metrics[paths[3]]
+    assert baseline == {
+        "rung": "0 baseline", "change": m["change"], "lecture": "~78%", "ours (test)": "40.00%",
+        "train": "81.25%", "gap": "+41.25 pp", "epochs": "2", "seeds": "0", "backend": "torch 1.2.3",
+        "device": "cpu: x86_64 x2", "seconds": "4", "data": "cifar10-jpg.tar.xz, 900 train [1]",
+    }
+    # Three seeds: mean ± sample standard deviation of 50, 60, 70 %.
+    assert trick3["lecture"] == "~86.6%"
+    assert trick3["ours (test)"] == "60.00% ± 10.00"
+    assert trick3["train"] == "90.00% ± 0.00"
+    assert trick3["gap"] == "+30.00 pp ± 10.00"
+    assert trick3["seeds"] == "0, 1, 2"
+    assert [metrics[p]["test_accuracy"] for p in paths[:3]] == [0.5, 0.6, 0.7]
+
+
+def test_change_names_the_changed_fields_and_escapes_pipes(tmp_path):
+    run_dir = write_run(tmp_path, name="trick4", config_changes={"l2": 5e-4, "change": "a | b"})
+    text = table.table(groups_under(tmp_path))
+    assert "a \\| b (changed: l2=0.0005)" in text
+    assert len(rows_of(text)[0]) == len(table.COLUMNS)
+    assert os.path.isdir(run_dir)
+
+
+@pytest.mark.parametrize("value, spread, text", [
+    (0.8123, None, "81.23%"), (0.5, 0.0123, "50.00% ± 1.23"), (1.0, None, "100.00%")])
+def test_percent(value, spread, text):
+    assert table.percent(value, spread) == text
+
+
+@pytest.mark.parametrize("value, text", [(0.1234, "+12.34 pp"), (-0.05, "-5.00 pp"), (0.0, "+0.00 pp")])
+def test_points(value, text):
+    assert table.points(value) == text
+
+
+def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
+    out = tmp_path / "experiments"
+    write_run(out, name="baseline", seed=0)
+    write_run(out, name="baseline", seed=1)
+    search = write_summary(str(tmp_path / "tuner_runs" / "trick4-random"))
+    (tmp_path / "tuner_runs" / "trick4-random" / "summary.png").write_bytes(b"png")
+    found, _ = runs.collect([str(out)])
+    names = runs.short_names([r.path for r in found])
+    summary = runs.load_tuner(search)
+
+    text = table.page(runs.group_runs(found), names, [("experiments/half", "no metrics.json")],
+                      [("trick4-random", search, summary)], str(out))
+
+    assert "![Test accuracy per rung" in text and "(figures/ladder.png)" in text
+    for name in ("baseline-jax-seed0", "baseline-jax-seed1"):
+        assert f"### {name}\n" in text
+        assert f"(figures/{name}-curves.png)" in text and f"(figures/{name}-classes.png)" in text
+        assert f"]({name}/)" in text
+    assert f"1. `{DATA['description']}`: 900 train / 100 validation / 100 test images; {DATA['notes'][0]}" in text
+    assert "- `experiments/half`: no metrics.json" in text
+    assert "### trick4-random" in text and "val_accuracy 0.4700" in text
+    assert "(../tuner_runs/trick4-random/summary.png)" in text
+
+
+def test_page_without_runs(tmp_path):
+    text = table.page([], {}, [], [], str(tmp_path))
+    assert "No finished runs yet." in text and "(figures/ladder.png)" in text
+    assert "## Runs" not in text and "## Skipped" not in text
