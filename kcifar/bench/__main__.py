@@ -1,0 +1,342 @@
+"""`python -m kcifar.bench`: see kcifar/bench/__init__.py.
+
+Usage errors end with one line on stderr and exit status 2; a backend that
+fails while measuring ends the run with one line and exit status 1.
+"""
+
+import argparse
+import datetime
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import kcifar
+from kcifar import files
+from kcifar.bench import matmul, memory, timing, worker
+from kcifar.cli import BACKENDS
+from kcifar.config import PRECISIONS
+from kcifar.experiments import RUNGS
+
+PROG = "python -m kcifar.bench"
+FORMAT = 1  # of the results file
+FULL_RUNGS = ("trick4", "trick5")  # augmentation must not slow rung 5 below rung 4
+TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "peak_rss_mb": 3072}
+
+
+class UsageError(Exception):
+    """Bad input from the command line; the message is one line."""
+
+
+class BenchError(Exception):
+    """A measurement that failed; the message is one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def parser():
+    p = Parser(prog=PROG, description="Training throughput of the Keras path against hand-written steps.")
+    p.add_argument("--rung", default="baseline", help="the rung whose network is measured (default baseline)")
+    p.add_argument("--backends", help="comma-separated subset of tensorflow,torch,jax (default: the installed ones)")
+    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32", help="Keras dtype policy (default float32)")
+    p.add_argument("--steps", type=int, default=4, help="steps per timed window (default 4)")
+    p.add_argument("--windows", type=int, default=5, help="timed windows per path, in turns (default 5)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps per path first (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
+    p.add_argument("--full", action="store_true",
+                   help="also rung 4 against rung 5, and the peak memory of a 200-step rung 0 run (needs data)")
+    p.add_argument("--data", help="real images for the pipeline and the memory run (default: synthetic "
+                                  "images; the memory run falls back to $KCIFAR_DATA)")
+    p.add_argument("--out", default=os.path.join("experiments", "bench"),
+                   help="folder of the results file (default experiments/bench)")
+    p.add_argument("--threads", type=int,
+                   help="keep each backend to this many CPUs (default: all); 1 steadies figures on a busy machine")
+    p.add_argument("--profile", action="store_true",
+                   help="after timing, profile the Keras step and the best hand-written step (ops on torch)")
+    p.add_argument("--patch", action="append", default=[], metavar="DIFF",
+                   help="measure the package with this diff applied (to a copy); repeatable")
+    return p
+
+
+def check_args(args):
+    """Validates the flags; returns the backends to measure."""
+    if args.rung not in RUNGS:
+        raise UsageError(f"--rung must be one of {', '.join(RUNGS)}. Received: --rung {args.rung}")
+    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
+                             ("--windows", args.windows, 1), ("--warmup", args.warmup, 0),
+                             ("--threads", 1 if args.threads is None else args.threads, 1)):
+        if value < low:
+            raise UsageError(f"{flag} must be at least {low}. Received: {flag} {value}")
+    if not args.data and args.steps * args.batch_size > worker.SYNTHETIC_TRAIN:
+        raise UsageError(f"--steps x --batch-size must be at most {worker.SYNTHETIC_TRAIN} images (one epoch). "
+                         f"Received: {args.steps} x {args.batch_size}")
+    if args.data and not os.path.exists(args.data):
+        raise UsageError(f"--data {args.data}: no such file or folder")
+    for patch in args.patch:
+        if not os.path.isfile(patch):
+            raise UsageError(f"--patch {patch}: no such file")
+    installed = [b for b in BACKENDS if importlib.util.find_spec(b) is not None]
+    if args.backends is None:
+        if not installed:
+            raise UsageError("no backend installed (tensorflow, torch or jax); see README 'Install'")
+        return installed
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise UsageError(f"--backends must be a comma-separated subset of {','.join(BACKENDS)}. "
+                         f"Received: --backends {args.backends}")
+    missing = [b for b in backends if b not in installed]
+    if missing:
+        raise UsageError(f"backend {missing[0]} is not installed; see README 'Install'")
+    return list(dict.fromkeys(backends))
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine():
+    """What the figures were measured on, and how busy it was at the start."""
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": importlib.metadata.version("numpy"),
+        "keras": importlib.metadata.version("keras"),
+    }
+
+
+def patched_root(patches, tmp):
+    """A copy of the kcifar package with the diffs applied; its parent folder."""
+    shutil.copytree(os.path.dirname(kcifar.__file__), os.path.join(tmp, "kcifar"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for patch in patches:
+        done = subprocess.run(["git", "apply", "--include=kcifar/*", os.path.abspath(patch)],
+                              cwd=tmp, capture_output=True, text=True)
+        if done.returncode != 0:
+            first = (done.stderr.strip().splitlines() or ["git apply failed"])[0]
+            raise UsageError(f"--patch {patch} does not apply: {first}")
+    return tmp
+
+
+def child_env(backend, root):
+    """The environment of a backend's child: its backend, the package, and
+    TensorFlow's C++ logs kept to errors."""
+    paths = [root, os.path.dirname(os.path.dirname(kcifar.__file__)), os.environ.get("PYTHONPATH", "")]
+    return {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+
+
+def run_worker(backend, spec, env, tmp, cwd=None):
+    """Measures one backend in a child process; returns its results dict.
+    `cwd`: the patched copy's folder, which `python -m` puts first on the path."""
+    spec_path = os.path.join(tmp, f"spec-{backend}.json")
+    result_path = os.path.join(tmp, f"result-{backend}.json")
+    files.write_json(spec_path, spec)
+    done = subprocess.run([sys.executable, "-m", "kcifar.bench.worker", spec_path, result_path],
+                          env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
+    if done.returncode != 0 or not os.path.exists(result_path):
+        lines = done.stderr.strip().splitlines()
+        raise BenchError(f"{backend} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+    return files.read_json(result_path)
+
+
+def summary(results):
+    """The figures the targets are about, per backend."""
+    out = {"keras_vs_plain": {}, "feed_share_of_fit_step": {}}
+    for backend, r in results["backends"].items():
+        main = r["rungs"][results["settings"]["rung"]]
+        if main.get("ratios"):
+            out["keras_vs_plain"][backend] = {
+                "reference": main["best_plain"],
+                **{p: {"wall": main["ratios"][p], "cpu": main["cpu_ratios"][p]} for p in ("keras_step", "keras_fit")},
+            }
+        out["feed_share_of_fit_step"][backend] = {
+            name: round(e["paths"]["feed"]["cpu_ms_per_image"] / e["paths"]["keras_fit"]["cpu_ms_per_image"], 4)
+            for name, e in r["rungs"].items()
+        }
+        if all(name in r["rungs"] for name in FULL_RUNGS):
+            four, five = (r["rungs"][n]["paths"]["keras_fit"] for n in FULL_RUNGS)
+            out.setdefault("rung5_vs_rung4", {})[backend] = {
+                "wall": timing.ratio(five["windows_images_per_second"], four["windows_images_per_second"]),
+                "cpu": timing.ratio(*([1 / c for c in f["windows_cpu_ms_per_image"]] for f in (five, four))),
+            }
+    if "memory" in results:
+        out["peak_rss_mb"] = {b: None if m["error"] else m["peak_rss_mb"] for b, m in results["memory"].items()}
+    return out
+
+
+def in_process(backend, args):
+    """Whether this process can measure `backend` itself: its caller already
+    runs Keras on it (as the tests do), and no patch or CPU limit asks for a
+    child. From the command line the parent never imports Keras."""
+    keras = sys.modules.get("keras")
+    return keras is not None and keras.backend.backend() == backend and not args.patch and not args.threads
+
+
+def findings(results):
+    """One line per target and backend: the figure beside its target."""
+    s, lines = results["summary"], []
+    for backend in results["backends"]:
+        ratios = s["keras_vs_plain"].get(backend)
+        for path in ("keras_step", "keras_fit") if ratios else ():
+            lines.append(f"{backend}: {path} / {ratios['reference']} = {ratios[path]['wall']:.3f} "
+                         f"(target >= {TARGETS['keras_vs_plain']}; per CPU-second {ratios[path]['cpu']:.3f})")
+        lines.append(f"{backend}: making the batches alone costs "
+                     + ", ".join(f"{x:.1%} ({n})" for n, x in s["feed_share_of_fit_step"][backend].items())
+                     + " of a fit step's CPU time")
+        if backend in s.get("rung5_vs_rung4", {}):
+            five = s["rung5_vs_rung4"][backend]
+            lines.append(f"{backend}: rung 5 / rung 4 fit speed = {five['wall']:.3f} "
+                         f"(target >= {TARGETS['rung5_vs_rung4']}; per CPU-second {five['cpu']:.3f})")
+        rss = results.get("memory", {}).get(backend)
+        if rss and rss["error"] is None:
+            lines.append(f"{backend}: peak RSS {rss['peak_rss_mb']:.0f} MB over {rss['steps']} steps of rung 0 "
+                         f"(target < {TARGETS['peak_rss_mb']} MB)")
+        elif rss:
+            lines.append(f"{backend}: memory run failed: {rss['error']}")
+    if results.get("memory_skipped"):
+        lines.append(f"memory run {results['memory_skipped']}")
+    return lines
+
+
+def table(results):
+    """The results as aligned text: one block per rung."""
+    s = results["settings"]
+    out = [f"{results['machine']['cpu']}, {results['machine']['cores']} cores, load average at start "
+           f"{results['machine']['load_average_at_start'][0]}; matmul 2048x2048 float32: numpy "
+           f"{results['numpy_matmul_gflops']} GFLOP/s, "
+           + ", ".join(f"{b} {r['matmul_gflops']}" for b, r in results["backends"].items())]
+    rung_names = list(next(iter(results["backends"].values()))["rungs"])
+    for name in rung_names:
+        first = next(iter(results["backends"].values()))["rungs"][name]
+        out += ["", f"{name} (rung {first['rung']}): batch {s['batch_size']}, {s['precision']}, "
+                    f"{s['windows']} windows x {s['steps']} steps per path, "
+                    f"{first['train_flops_per_image'] / 1e6:.0f} MFLOP per image per training step; "
+                    "Keras data format: "
+                    + ", ".join(f"{b} {r['rungs'][name]['data_format']}" for b, r in results["backends"].items()),
+                f"{'backend':11}{'path':22}{'img/s':>9}{'CPU ms/img':>12}{'GFLOP/s':>9}{'of matmul':>11}"
+                f"{'vs plain':>10}{'(CPU)':>8}"]
+        for backend, r in results["backends"].items():
+            entry = r["rungs"][name]
+            for path, f in entry["paths"].items():
+                vs = entry.get("ratios", {}).get(path)
+                vs_cpu = entry.get("cpu_ratios", {}).get(path)
+                out.append(f"{backend:11}{path:22}{f['images_per_second']:9.1f}{f['cpu_ms_per_image']:12.2f}"
+                           + (f"{f['gflops']:9.1f}{f['matmul_share']:11.0%}" if "gflops" in f else f"{'-':>20}")
+                           + (f"{vs:10.3f}{vs_cpu:8.3f}" if vs is not None else f"{'-':>18}"))
+            if entry.get("plain_skipped"):
+                out.append(f"{backend:11}(no hand-written step: {entry['plain_skipped']})")
+    for backend, r in results["backends"].items():
+        out += profile_lines(backend, r.get("profile"))
+    return "\n".join(out + [""] + results["findings"])
+
+
+def profile_lines(backend, profile, top=12):
+    """The profiled paths side by side: torch operations, else Python calls."""
+    if not profile:
+        return []
+    paths = [p for p in profile if p != "steps"]
+    kind = "ops" if all("ops" in profile[p] for p in paths) else "python"
+    rows = {}
+    for p in paths:
+        for key, (ms, calls) in profile[p][kind].items():
+            rows.setdefault(key, {})[p] = (ms, calls)
+    ranked = sorted(rows, key=lambda k: -max(ms for ms, _ in rows[k].values()))[:top]
+    out = ["", f"{backend}: profile, {'torch operations' if kind == 'ops' else 'Python functions'}, "
+               f"own time per step in ms (calls per step), over {profile['steps']} steps",
+           f"{'':44}" + "".join(f"{p:>22}" for p in paths)]
+    for key in ranked:
+        cells = [rows[key].get(p) for p in paths]
+        out.append(f"{key[-44:]:44}" + "".join(f"{c[0]:>14.1f} ({c[1]:>5.0f})" if c else f"{'-':>22}" for c in cells))
+    return out
+
+
+def run(args, argv):
+    backends = check_args(args)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--out {args.out}: cannot create ({e.strerror or e})")
+    if not os.access(args.out, os.W_OK):
+        raise UsageError(f"--out {args.out}: not writable")
+    started = time.perf_counter()
+    if args.data:
+        args.data = os.path.abspath(args.data)  # children may run elsewhere (--patch)
+    settings = {k: getattr(args, k) for k in ("rung", "batch_size", "precision", "steps", "windows", "warmup",
+                                              "seed", "threads", "full", "data", "profile")}
+    results = {"format": FORMAT, "command": " ".join([PROG, *argv]), "settings": settings, "machine": machine(),
+               "targets": TARGETS, "patches": [], "backends": {}}
+    spec = {"rungs": [args.rung] + [r for r in FULL_RUNGS if args.full and r != args.rung],
+            **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
+                                         "data", "profile")}}
+    with tempfile.TemporaryDirectory(prefix="kcifar-bench-") as tmp:
+        root = patched_root(args.patch, os.path.join(tmp, "patched")) if args.patch else ""
+        for patch in args.patch:
+            with open(patch) as f:
+                results["patches"].append({"file": patch, "diff": f.read()})
+        print("numpy: matmul ...", flush=True)
+        results["numpy_matmul_gflops"] = round(matmul.numpy_rate(), 1)
+        for backend in backends:
+            if in_process(backend, args):
+                results["backends"][backend] = worker.measure(spec)
+            else:
+                results["backends"][backend] = run_worker(backend, spec, child_env(backend, root), tmp, root or None)
+        source = args.data or os.environ.get("KCIFAR_DATA")
+        if args.full and source:
+            results["memory"] = {}
+            for backend in backends:
+                print(f"{backend}: peak memory of a 200-step rung 0 run on {source} ...", flush=True)
+                results["memory"][backend] = memory.training_rss(
+                    child_env(backend, root), os.path.abspath(source), args.batch_size, cwd=root or None
+                )
+        elif args.full:
+            results["memory_skipped"] = "skipped: no data (pass --data or set KCIFAR_DATA)"
+    results["summary"] = summary(results)
+    results["findings"] = findings(results)
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    name = f"{args.rung}{'-full' if args.full else ''}-b{args.batch_size}-{args.precision}-{stamp}.json"
+    path = os.path.join(args.out, name)
+    files.write_json(path, results)
+    print(table(results))
+    print(f"{results['seconds']:.0f} s; wrote {path}")
+    return results
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return run(parser().parse_args(argv), argv)
+    except UsageError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except BenchError as e:
+        print(f"{PROG}: error: {e}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

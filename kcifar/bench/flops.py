@@ -1,0 +1,46 @@
+"""Floating-point operations of a network, counted from its layers.
+
+Only convolutions and dense layers are counted (a multiply-add is two
+operations); pooling, activations and normalization are a few percent and
+memory-bound. A training step costs about three forward passes: the forward
+pass, then the gradients with respect to the inputs and to the weights.
+"""
+
+TRAIN_FACTOR = 3  # forward + backward (inputs) + backward (weights)
+
+
+def conv_flops(height, width, in_channels, out_channels, kernel_size=3, strides=1):
+    """Forward operations of one 'same' 2-D convolution on one image."""
+    out_h, out_w = -(-height // strides), -(-width // strides)
+    return 2 * kernel_size * kernel_size * in_channels * out_channels * out_h * out_w
+
+
+def dense_flops(in_units, out_units):
+    return 2 * in_units * out_units
+
+
+def model_flops(model):
+    """Forward operations per image of a Keras model, with one row per layer.
+
+    Read from the built model (kernel shapes and output shapes), so it holds
+    for every rung, residual or not, whatever the data format.
+
+    Returns:
+        (total, rows) with rows a list of (layer name, operations).
+    """
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "Conv2D":
+            kh, kw, cin, cout = layer.kernel.shape
+            out = layer.output.shape  # (None, H, W, C) or (None, C, H, W)
+            spatial = out[1] * out[2] if layer.data_format == "channels_last" else out[2] * out[3]
+            rows.append((layer.name, 2 * kh * kw * cin * cout * spatial))
+        elif kind == "Dense":
+            rows.append((layer.name, dense_flops(*layer.kernel.shape)))
+    return sum(f for _, f in rows), rows
+
+
+def train_flops(forward):
+    """Operations of one training step per image, from the forward count."""
+    return TRAIN_FACTOR * forward

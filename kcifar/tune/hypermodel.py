@@ -1,0 +1,62 @@
+"""A rung's own model as a keras-tuner HyperModel.
+
+The searched values (see `kcifar.tune.space`) replace the rung's dropout
+rate, L2 lambda and learning rate; everything else is the rung's CONFIG,
+built by the same `compile_model` as the experiments, so the best values drop
+straight into `python -m kcifar.experiments.<rung> --config best_config.json`.
+"""
+
+import math
+
+import keras_tuner
+
+from kcifar.augment import augmenter
+from kcifar.pipeline import EpochSync, TrainBatches
+from kcifar.train import compile_model
+
+
+def declare(hp, r):
+    """The trial's value of range `r` (declared in `hp` on first use)."""
+    return hp.Float(r.name, r.low, r.high, sampling=r.sampling)
+
+
+class RungHyperModel(keras_tuner.HyperModel):
+    """Builds and trains the rung's model with the trial's values.
+
+    Args:
+        config: the rung's Config (epochs and batch size as searched).
+        data: a `kcifar.data.Cifar10`; only its train and validation splits
+            are used.
+        space: the `kcifar.tune.space.Range`s to search.
+    """
+
+    def __init__(self, config, data, space):
+        super().__init__(name=f"{config.name}_hypermodel")
+        self.config, self.data, self.space = config, data, tuple(space)
+        self.steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
+
+    def declare_hyperparameters(self, hp):
+        for r in self.space:
+            declare(hp, r)
+
+    def config_for(self, hp):
+        """The rung's Config with the trial's values."""
+        return self.config.replace(**{r.name: float(declare(hp, r)) for r in self.space})
+
+    def build(self, hp):
+        return compile_model(self.config_for(hp), self.data, self.steps_per_epoch)
+
+    def fit(self, hp, model, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=0):
+        """Trains on shuffled, augmented batches keyed by (seed, epoch) and
+        validates on the split carved from the training set."""
+        config = self.config_for(hp)
+        batches = TrainBatches(self.data.x_train, self.data.y_train, config.batch_size, seed, augmenter(config))
+        return model.fit(
+            batches,
+            validation_data=(self.data.x_val, self.data.y_val),
+            batch_size=config.batch_size,  # of the validation pass
+            epochs=config.epochs if epochs is None else epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[EpochSync(batches), *callbacks],
+            verbose=verbose,
+        )

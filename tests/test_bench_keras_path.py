@@ -1,0 +1,37 @@
+import keras
+import pytest
+
+from kcifar.bench.keras_path import KerasPath
+from kcifar.bench.worker import synthetic_data
+from kcifar.config import Config
+
+TINY = Config(widths=(4, 4, 4, 4), dense_units=8, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return synthetic_data(n=64)
+
+
+def iterations(path):
+    return int(keras.ops.convert_to_numpy(path.model.optimizer.iterations))
+
+
+def test_windows_run_the_steps_they_time(data):
+    path = KerasPath(TINY, data, seed=0)
+    for window, steps in ((path.fit_window, 2), (path.step_window, 3)):
+        before = iterations(path)
+        wall, cpu = window(steps)
+        assert iterations(path) == before + steps
+        assert wall > 0 and cpu >= 0
+    wall, _ = path.feed_window(20)  # more batches than an epoch has: it wraps
+    assert wall > 0
+
+
+def test_fit_window_is_the_projects_pipeline(data):
+    path = KerasPath(TINY.replace(crop_scale=0.5), data, seed=0)
+    assert path.batches.augment is not None and len(path.batches) == 8
+    x, y = path.first_batch
+    assert x.dtype.name == "uint8" and x.shape == (8, 32, 32, 3) and y.shape == (8,)
+    with pytest.raises(ValueError, match="at most 8 batches"):
+        path.fit_window(9)

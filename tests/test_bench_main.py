@@ -1,0 +1,96 @@
+import difflib
+import glob
+import json
+import os
+
+import keras
+import pytest
+
+from kcifar.bench import __main__ as bench
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--rung", "nope"], "--rung must be one of"),
+        (["--steps", "0"], "--steps must be at least 1"),
+        (["--threads", "0"], "--threads must be at least 1"),
+        (["--steps", "400"], "at most 45000 images"),
+        (["--backends", "mxnet"], "--backends must be"),
+        (["--backends", ","], "--backends must be"),
+        (["--precision", "float64"], "invalid choice"),
+        (["--batch-size", "x"], "invalid int value"),
+        (["--bogus"], "unrecognized arguments"),
+        (["--data", "/no/such/data"], "no such file or folder"),
+        (["--patch", "/no/such.diff"], "no such file"),
+    ],
+)
+def test_bad_flags_give_one_line_and_exit_2(argv, words, capsys, tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(argv + ["--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("python -m kcifar.bench: error: ") and words in err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_patch_that_does_not_apply_is_a_usage_error(tmp_path, capsys):
+    bad = tmp_path / "bad.diff"
+    bad.write_text("--- a/kcifar/models.py\n+++ b/kcifar/models.py\n@@ -1,1 +1,1 @@\n-no such line\n+x\n")
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main(["--patch", str(bad), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "does not apply" in capsys.readouterr().err
+
+
+def test_patched_copy_carries_the_change(tmp_path):
+    with open(os.path.join(ROOT, "kcifar", "bench", "__init__.py")) as f:
+        lines = f.readlines()
+    diff = difflib.unified_diff(lines, ['"""PATCHED\n'] + lines[1:],
+                                "a/kcifar/bench/__init__.py", "b/kcifar/bench/__init__.py")
+    good = tmp_path / "good.diff"
+    good.write_text("".join(diff))
+    root = bench.patched_root([str(good)], str(tmp_path / "copy"))
+    with open(os.path.join(root, "kcifar", "bench", "__init__.py")) as f:
+        assert f.readline() == '"""PATCHED\n'
+    assert os.path.exists(os.path.join(root, "kcifar", "models.py"))
+    with open(os.path.join(ROOT, "kcifar", "bench", "__init__.py")) as f:
+        assert f.readline() != '"""PATCHED\n'  # the working tree is untouched
+
+
+def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
+    """In this process (it runs the backend already): the whole tool but the child."""
+    backend = keras.backend.backend()
+    argv = ["--backends", backend, "--batch-size", "4", "--steps", "1", "--windows", "2", "--warmup", "1",
+            "--out", str(tmp_path)]
+    bench.main(argv)
+    (path,) = glob.glob(str(tmp_path / "baseline-b4-float32-*.json"))
+    out = capsys.readouterr().out
+    assert f"wrote {path}" in out and "keras_fit" in out and "vs plain" in out and "round 2/2" in out
+    with open(path) as f:
+        results = json.load(f)
+    assert results["format"] == 1 and results["command"] == "python -m kcifar.bench " + " ".join(argv)
+    assert set(results["machine"]) >= {"cpu", "cores", "load_average_at_start", "date", "keras", "numpy"}
+    assert results["settings"]["batch_size"] == 4 and results["numpy_matmul_gflops"] > 0
+    mine = results["backends"][backend]
+    assert mine["backend"] == backend and mine["matmul_gflops"] > 0
+    assert set(mine) >= {"backend_version", "keras_version", "device", "rungs"}
+    entry = mine["rungs"]["baseline"]
+    assert entry["train_flops_per_image"] == 3 * 106_637_312
+    assert entry["params"] == entry["plain_params"] == 1_702_186
+    assert set(entry["paths"]) == {*entry["plain"], "keras_step", "keras_fit", "feed"}
+    for name, figures in entry["paths"].items():
+        assert len(figures["windows_images_per_second"]) == 2 and figures["images_per_second"] > 0, name
+    assert entry["best_plain"] in entry["plain"] and entry["ratios"][entry["best_plain"]] == 1.0
+    assert entry["ratios"]["keras_fit"] > 0 and entry["cpu_ratios"]["keras_step"] > 0
+    assert set(results["summary"]["keras_vs_plain"][backend]) == {"reference", "keras_step", "keras_fit"}
+    assert any(line.startswith(f"{backend}: keras_fit / ") for line in results["findings"])
+
+
+def test_a_failing_child_ends_with_one_line(tmp_path):
+    backend = keras.backend.backend()
+    spec = {"rungs": ["nope"], "batch_size": 4, "precision": "float32", "steps": 1, "windows": 1,
+            "warmup": 0, "seed": 0, "threads": 1, "data": None, "profile": False}
+    with pytest.raises(bench.BenchError, match=f"^{backend} failed: .*unknown rung 'nope'"):
+        bench.run_worker(backend, spec, bench.child_env(backend, ""), str(tmp_path))

@@ -1,0 +1,58 @@
+import keras
+import numpy as np
+import pytest
+
+from kcifar.bench import worker
+
+SPEC = {"batch_size": 8, "precision": "float32", "steps": 2, "windows": 2, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return worker.synthetic_data(n=64)
+
+
+def test_synthetic_data_is_shaped_like_the_training_split():
+    data = worker.synthetic_data(n=32)
+    assert data.x_train.shape == (32, 32, 32, 3) and data.x_train.dtype.name == "uint8"
+    assert set(data.y_train) <= set(range(10)) and data.source == "synthetic"
+    mean, std = data.channel_stats()
+    np.testing.assert_allclose(mean, data.x_train.mean(axis=(0, 1, 2)), rtol=0.02)
+    np.testing.assert_allclose(std, data.x_train.std(axis=(0, 1, 2)), rtol=0.02)
+
+
+@pytest.mark.parametrize("name, plain", [("baseline", True), ("trick2", False)])
+def test_each_rung_gets_its_paths(name, plain, data):
+    paths = {}
+    entry = worker.add_rung(paths, name, SPEC, data, keras.backend.backend())
+    keras_paths = {f"{name}/keras_step", f"{name}/keras_fit", f"{name}/feed"}
+    assert entry["data_format"] in ("channels_last", "channels_first")
+    if plain:
+        assert entry["plain"] and entry["plain_params"] == entry["params"]
+        assert set(paths) == keras_paths | {f"{name}/{p}" for p in entry["plain"]}
+        wall, cpu = paths[f"{name}/{entry['plain'][0]}"](1)
+        assert wall > 0 and cpu >= 0
+    else:
+        assert entry["plain"] is None and "batch normalization" in entry["plain_skipped"]
+        assert set(paths) == keras_paths
+
+
+def test_mixed_precision_has_no_hand_written_step(data):
+    entry = worker.add_rung({}, "baseline", {**SPEC, "precision": "mixed_bfloat16"}, data, keras.backend.backend())
+    keras.mixed_precision.set_global_policy("float32")
+    assert entry["plain"] is None and entry["plain_skipped"] == "hand-written steps run float32 only"
+
+
+def test_figures_and_ratios_against_the_best_plain_step():
+    entry = {"plain": ["slow", "fast"], "train_flops_per_image": 1e9}
+    times = {  # (wall, CPU) seconds of two windows of 2 steps of 8 images
+        "slow": [(4.0, 4.0), (8.0, 8.0)], "fast": [(2.0, 2.0), (4.0, 4.0)],
+        "keras_fit": [(2.5, 2.0), (5.0, 5.0)], "feed": [(0.1, 0.1), (0.1, 0.1)],
+    }
+    worker.add_figures(entry, times, SPEC, matmul_gflops=10.0)
+    assert entry["best_plain"] == "fast"
+    assert entry["ratios"] == {"slow": 0.5, "fast": 1.0, "keras_fit": 0.8}
+    assert entry["cpu_ratios"]["keras_fit"] == 0.9  # median of 1.0 and 0.8
+    fit = entry["paths"]["keras_fit"]
+    assert fit["images_per_second"] == 4.8 and fit["gflops"] == 4.8 and fit["matmul_share"] == 0.48
+    assert "gflops" not in entry["paths"]["feed"]

@@ -1,0 +1,121 @@
+"""kcifar.tune.project: a search folder is continued only by the same search,
+and nothing is deleted without --overwrite."""
+
+import json
+import os
+
+import pytest
+
+from kcifar.tune import project
+
+SETTINGS = {"rung": "trick4", "epochs": 2, "seed": 0, "widths": (32, 64), "max_trials": 2}
+
+
+def snapshot(folder):
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def test_new_project_is_written_then_continued(tmp_path):
+    folder = str(tmp_path / "p")
+    assert project.prepare(folder, SETTINGS) is False
+    saved = json.load(open(os.path.join(folder, project.SETTINGS_FILE)))
+    assert saved["format"] == project.FORMAT
+    assert saved["keras_tuner"] == project.keras_tuner_version()
+    assert saved["settings"]["widths"] == [32, 64]
+    assert project.prepare(folder, dict(SETTINGS)) is True  # tuples compare as they read back
+
+
+def test_more_trials_extend_a_search(tmp_path):
+    folder = str(tmp_path / "p")
+    project.prepare(folder, SETTINGS)
+    assert project.prepare(folder, {**SETTINGS, "max_trials": 5}) is True
+    assert project.read_settings(folder)["max_trials"] == 5
+
+
+@pytest.mark.parametrize("change, named", [
+    ({"epochs": 3}, "epochs"),
+    ({"seed": 1, "rung": "trick5"}, "rung, seed"),
+    ({"widths": (32, 32)}, "widths"),
+])
+def test_other_settings_are_refused_and_nothing_is_touched(tmp_path, change, named):
+    folder = str(tmp_path / "p")
+    project.prepare(folder, SETTINGS)
+    before = snapshot(folder)
+    with pytest.raises(project.SearchError, match=f"other settings \\({named} differ\\)"):
+        project.prepare(folder, {**SETTINGS, **change})
+    assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"format": 99, "keras_tuner": "1.4.8", "settings": {}}, "format 99"),
+    ({"format": 1, "keras_tuner": "0.9.0", "settings": SETTINGS}, "keras-tuner 0.9.0"),
+    ([1, 2], "format None"),
+    ("not json", "unreadable"),
+])
+def test_incompatible_folder_is_refused_and_kept(tmp_path, content, message):
+    folder = tmp_path / "p"
+    (folder / "trial_0").mkdir(parents=True)
+    (folder / "trial_0" / "trial.json").write_text("{}")
+    text = content if isinstance(content, str) else json.dumps(content)
+    (folder / project.SETTINGS_FILE).write_text(text)
+    before = snapshot(str(folder))
+    with pytest.raises(project.SearchError, match=message):
+        project.prepare(str(folder), SETTINGS)
+    assert snapshot(str(folder)) == before
+
+
+def test_foreign_folder_is_refused_even_with_overwrite(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(project.SearchError, match="not a kcifar.tune project"):
+        project.prepare(str(folder), SETTINGS)
+    with pytest.raises(project.SearchError, match="deletes only those"):
+        project.prepare(str(folder), SETTINGS, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("marker", [project.SETTINGS_FILE, "oracle.json"])
+def test_overwrite_deletes_a_tuner_project(tmp_path, marker):
+    folder = tmp_path / "p"
+    (folder / "trial_3").mkdir(parents=True)
+    (folder / marker).write_text(json.dumps({"format": 99}))
+    assert project.prepare(str(folder), SETTINGS, overwrite=True) is False
+    assert sorted(os.listdir(folder)) == [project.SETTINGS_FILE]
+
+
+def test_worker_needs_the_chiefs_folder(tmp_path):
+    folder = str(tmp_path / "p")
+    with pytest.raises(project.SearchError, match="shared filesystem"):
+        project.prepare(folder, SETTINGS, create=False)
+    assert not os.path.exists(folder)
+    project.prepare(folder, SETTINGS)
+    before = snapshot(folder)
+    assert project.prepare(folder, {**SETTINGS, "max_trials": 9}, create=False) is True
+    assert snapshot(folder) == before  # a worker writes no settings
+
+
+@pytest.mark.parametrize("name, ok", [
+    ("trick4-random-jax", True), ("a.b_c-1", True),
+    ("", False), ("..", False), ("-x", False), ("a/b", False), ("a b", False), (".hidden", False),
+])
+def test_check_name(name, ok):
+    if ok:
+        assert project.check_name(name) == name
+    else:
+        with pytest.raises(project.SearchError, match="--project must be"):
+            project.check_name(name)
+
+
+def test_trial_ids_in_trial_order(tmp_path):
+    for trial_id in ("10", "9", "02", "1"):
+        (tmp_path / f"trial_{trial_id}").mkdir()
+        (tmp_path / f"trial_{trial_id}" / "trial.json").write_text("{}")
+    (tmp_path / "trial_7").mkdir()  # created, no trial.json yet: not a trial
+    assert project.trial_ids(str(tmp_path)) == ["1", "02", "9", "10"]
