@@ -43,18 +43,23 @@ class RungHyperModel(keras_tuner.HyperModel):
         """The rung's Config with the trial's values."""
         return self.config.replace(**{r.name: float(declare(hp, r)) for r in self.space})
 
-    def build(self, hp):
-        return compile_model(self.config_for(hp), self.data, self.steps_per_epoch)
+    def build(self, hp, seed=None):
+        """The rung's compiled model; `seed` seeds its dropout masks (see
+        `kcifar.models.build_model`), so a resumed trial sees the same ones."""
+        return compile_model(self.config_for(hp), self.data, self.steps_per_epoch, seed)
 
     def fit(self, hp, model, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=0):
         """Trains on shuffled, augmented batches keyed by (seed, epoch) and
         validates on the split carved from the training set."""
         config = self.config_for(hp)
         batches = TrainBatches(self.data.x_train, self.data.y_train, config.batch_size, seed, augmenter(config))
+        batches.epoch = initial_epoch  # Keras may peek at a batch before the first epoch begins
         return model.fit(
             batches,
             validation_data=(self.data.x_val, self.data.y_val),
             batch_size=config.batch_size,  # of the validation pass
+            shuffle=False,  # the batches shuffle themselves by (seed, epoch); Keras's batch-order
+            # shuffle draws from Python's global generator, which a resumed trial does not restore
             epochs=config.epochs if epochs is None else epochs,
             initial_epoch=initial_epoch,
             callbacks=[EpochSync(batches), *callbacks],

@@ -223,7 +223,7 @@ class RungTuner(keras_tuner.Tuner):
         rss_start = resident_mb()
         runtime.set_precision(self.precision)
         keras.utils.set_random_seed(seed)  # before building: layers draw their seeds then
-        model = self.hypermodel.build(hp)
+        model = self.hypermodel.build(hp, seed=seed)
 
         first = int(hp.values.get("tuner/initial_epoch", 0))
         last = int(hp.values.get("tuner/epochs", self.hypermodel.config.epochs))
