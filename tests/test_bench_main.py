@@ -62,7 +62,7 @@ def test_patched_copy_carries_the_change(tmp_path):
 def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
     """In this process (it runs the backend already): the whole tool but the child."""
     backend = keras.backend.backend()
-    argv = ["--backends", backend, "--batch-size", "4", "--steps", "1", "--windows", "2", "--warmup", "1",
+    argv = ["--backends", backend, "--batch-size", "4", "--steps", "1", "--windows", "2", "--warmup", "0",
             "--out", str(tmp_path)]
     bench.main(argv)
     (path,) = glob.glob(str(tmp_path / "baseline-b4-float32-*.json"))
@@ -72,6 +72,7 @@ def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
         results = json.load(f)
     assert results["format"] == 1 and results["command"] == "python -m kcifar.bench " + " ".join(argv)
     assert set(results["machine"]) >= {"cpu", "cores", "load_average_at_start", "date", "keras", "numpy"}
+    assert results["machine"]["environment"]["KERAS_BACKEND"] == backend
     assert results["settings"]["batch_size"] == 4 and results["numpy_matmul_gflops"] > 0
     mine = results["backends"][backend]
     assert mine["backend"] == backend and mine["matmul_gflops"] > 0

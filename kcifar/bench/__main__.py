@@ -27,6 +27,8 @@ PROG = "python -m kcifar.bench"
 FORMAT = 1  # of the results file
 FULL_RUNGS = ("trick4", "trick5")  # augmentation must not slow rung 5 below rung 4
 TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "peak_rss_mb": 3072}
+ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",
+               "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_GPU_", "TF_FORCE_", "TF_DETERMINISTIC")
 
 
 class UsageError(Exception):
@@ -122,6 +124,8 @@ def machine():
         "python": platform.python_version(),
         "numpy": importlib.metadata.version("numpy"),
         "keras": importlib.metadata.version("keras"),
+        # Thread and compiler settings change the figures as much as code does.
+        "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)},
     }
 
 
