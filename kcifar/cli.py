@@ -122,10 +122,8 @@ def _run(config, args):
         raise UsageError(str(e))
     seeds = seeds_of(args)
     try:
-        data = load(args.data)
-        if args.limit_train is not None:
-            data = data.subset(args.limit_train)
-    except (DataError, ValueError) as e:
+        data = load(args.data, limit_train=args.limit_train)
+    except DataError as e:
         raise UsageError(str(e))
     results = []
     for seed in seeds:

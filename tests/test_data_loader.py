@@ -62,3 +62,9 @@ def test_real_archive_is_full_cifar10():
     arrays, _ = load_arrays(SHARED_ARCHIVE)
     assert checksum(arrays["y_train"]) == "a29f2a5ffc141bb1"
     assert checksum(arrays["y_test"]) == "a054c239a40ee7f2"
+
+
+def test_load_with_a_limit_is_the_subset(tiny_dir):
+    assert len(load(tiny_dir, limit_train=30).y_train) == 30
+    with pytest.raises(DataError, match="Received: limit_train=500"):
+        load(tiny_dir, limit_train=500)

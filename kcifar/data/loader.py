@@ -119,7 +119,7 @@ def count_notes(arrays):
     return notes
 
 
-def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=True):
+def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=True, limit_train=None):
     """CIFAR-10 as train/validation/test arrays.
 
     Args:
@@ -129,6 +129,7 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
             5000, or 10% of a smaller set.
         split_seed: seed of the stratified split (not of training).
         use_cache: keep decoded arrays in the project's cache (`$KCIFAR_CACHE`).
+        limit_train: train on a fixed stratified subset of this many images.
     """
     arrays, meta = load_arrays(source, use_cache)
     n = len(arrays["y_train"])
@@ -137,9 +138,15 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
         raise DataError(f"validation size must be in (0, {n}). Received: val_size={size}")
     train, val = split.validation_split(arrays["y_train"], size, split_seed)
     x, y = arrays["x_train"], arrays["y_train"]
-    return Cifar10(
+    data = Cifar10(
         x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
         x_test=arrays["x_test"], y_test=arrays["y_test"],
         source=meta["source"], format=meta["format"], checksum=meta["checksum"],
         notes=tuple(meta["notes"]),
     )
+    if limit_train is None:
+        return data
+    try:
+        return data.subset(limit_train)
+    except ValueError as e:
+        raise DataError(str(e))

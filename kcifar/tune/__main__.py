@@ -181,10 +181,8 @@ def run(args):
         distributed.set_call_timeout(args.chief_timeout)
         distributed.wait_for_chief(host, port, args.chief_timeout)
     try:
-        data = load(args.data)
-        if args.limit_train is not None:
-            data = data.subset(args.limit_train)
-    except (DataError, ValueError) as e:
+        data = load(args.data, limit_train=args.limit_train)
+    except DataError as e:
         raise UsageError(str(e))
     # The search never sees the test set: it is not even handed over.
     data = dataclasses.replace(data, x_test=data.x_test[:0], y_test=data.y_test[:0])
