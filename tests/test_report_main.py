@@ -6,19 +6,9 @@ import pytest
 from PIL import Image
 from test_report_runs import write_run, write_summary
 
+from conftest import folder_contents
 from kcifar.report import figures
 from kcifar.report.__main__ import main
-
-
-def contents(folder):
-    """{relative path: bytes} of every file under `folder`."""
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, folder)] = f.read()
-    return found
 
 
 @pytest.fixture
@@ -40,7 +30,7 @@ def test_default_report_is_made_skips_the_broken_and_repeats_byte_for_byte(proje
     assert err.splitlines() == [
         f"kcifar.report: skipped {os.path.join('experiments', 'trick2-jax-seed0')}: no metrics.json: the run "
         "is incomplete (still training or interrupted; finish it with --resume)"]
-    made = contents("experiments/figures")
+    made = folder_contents("experiments/figures")
     assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "ladder.png",
                             "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
     for name in made:
@@ -51,11 +41,11 @@ def test_default_report_is_made_skips_the_broken_and_repeats_byte_for_byte(proje
     assert "](quick/trick1-torch-seed0/)" in page
 
     # Again: the same bytes; figures of runs since removed go, other files stay.
-    before = contents("experiments")
+    before = folder_contents("experiments")
     for name in ("gone-seed0-curves.png", "gone-seed0-classes.png", "my-diagram.png"):
         (project / "experiments" / "figures" / name).write_bytes(b"old")
     assert main([]) == 0
-    assert contents("experiments") == {**before, os.path.join("figures", "my-diagram.png"): b"old"}
+    assert folder_contents("experiments") == {**before, os.path.join("figures", "my-diagram.png"): b"old"}
 
 
 def test_named_runs_and_out(project, capsys):

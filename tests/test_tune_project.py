@@ -6,19 +6,10 @@ import os
 
 import pytest
 
+from conftest import folder_contents
 from kcifar.tune import project
 
 SETTINGS = {"rung": "trick4", "epochs": 2, "seed": 0, "widths": (32, 64), "max_trials": 2}
-
-
-def snapshot(folder):
-    found = {}
-    for root, _, names in os.walk(folder):
-        for name in names:
-            path = os.path.join(root, name)
-            with open(path, "rb") as f:
-                found[os.path.relpath(path, folder)] = f.read()
-    return found
 
 
 def test_new_project_is_written_then_continued(tmp_path):
@@ -46,10 +37,10 @@ def test_more_trials_extend_a_search(tmp_path):
 def test_other_settings_are_refused_and_nothing_is_touched(tmp_path, change, named):
     folder = str(tmp_path / "p")
     project.prepare(folder, SETTINGS)
-    before = snapshot(folder)
+    before = folder_contents(folder)
     with pytest.raises(project.SearchError, match=f"other settings \\({named} differ\\)"):
         project.prepare(folder, {**SETTINGS, **change})
-    assert snapshot(folder) == before
+    assert folder_contents(folder) == before
 
 
 @pytest.mark.parametrize("content, message", [
@@ -64,10 +55,10 @@ def test_incompatible_folder_is_refused_and_kept(tmp_path, content, message):
     (folder / "trial_0" / "trial.json").write_text("{}")
     text = content if isinstance(content, str) else json.dumps(content)
     (folder / project.SETTINGS_FILE).write_text(text)
-    before = snapshot(str(folder))
+    before = folder_contents(str(folder))
     with pytest.raises(project.SearchError, match=message):
         project.prepare(str(folder), SETTINGS)
-    assert snapshot(str(folder)) == before
+    assert folder_contents(str(folder)) == before
 
 
 def test_foreign_folder_is_refused_even_with_overwrite(tmp_path):
@@ -96,9 +87,9 @@ def test_worker_needs_the_chiefs_folder(tmp_path):
         project.prepare(folder, SETTINGS, create=False)
     assert not os.path.exists(folder)
     project.prepare(folder, SETTINGS)
-    before = snapshot(folder)
+    before = folder_contents(folder)
     assert project.prepare(folder, {**SETTINGS, "max_trials": 9}, create=False) is True
-    assert snapshot(folder) == before  # a worker writes no settings
+    assert folder_contents(folder) == before  # a worker writes no settings
 
 
 @pytest.mark.parametrize("name, ok", [
