@@ -4,7 +4,7 @@ import pytest
 
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
-from kcifar.models import build_model
+from kcifar.models import build_model, preferred_data_format
 
 MEAN, STD = (125.0, 123.0, 114.0), (63.0, 62.0, 66.0)
 WIDTHS = {  # the lecture's feature maps after each stage
@@ -14,9 +14,13 @@ WIDTHS = {  # the lecture's feature maps after each stage
 
 
 def stage_shapes(model):
-    """Output shapes of the four stages (pooling, or the residual's last ReLU)."""
+    """Output shapes (height, width, channels) of the four stages (pooling,
+    or the residual's last ReLU), whatever the model's data format."""
     last = "pool" if model.get_layer("stage1_conv1").strides == (1, 1) else "out"
-    return [tuple(model.get_layer(f"stage{i}_{last}").output.shape[1:]) for i in range(1, 5)]
+    shapes = [tuple(model.get_layer(f"stage{i}_{last}").output.shape[1:]) for i in range(1, 5)]
+    if model.get_layer("stage1_conv1").data_format == "channels_first":
+        shapes = [(h, w, c) for c, h, w in shapes]
+    return shapes
 
 
 @pytest.mark.parametrize("name", ["baseline", "trick7", "trick8", "trick9"])
@@ -75,8 +79,27 @@ def test_inference_does_not_depend_on_augmentation_or_noise_settings():
     assert not np.allclose(trained, a.predict(x, verbose=0))  # they do act in training
 
 
+@pytest.mark.parametrize("name", ["baseline", "trick5", "trick8"])
+def test_both_data_formats_are_the_same_network(name):
+    config = rung(name).CONFIG.replace(widths=(4, 4, 8, 8), dense_units=8)
+    keras.utils.set_random_seed(0)
+    last = build_model(config, MEAN, STD, data_format="channels_last")
+    first = build_model(config, MEAN, STD, data_format="channels_first")
+    first.set_weights(last.get_weights())  # same shapes: kernels are HWIO in both
+    x = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3)).astype("float32")
+    np.testing.assert_allclose(first.predict(x, verbose=0), last.predict(x, verbose=0), atol=1e-5)
+
+
+def test_preferred_data_format_is_channels_first_on_torch_only():
+    expected = "channels_first" if keras.backend.backend() == "torch" else "channels_last"
+    assert preferred_data_format() == expected
+    assert build_model(Config(), MEAN, STD).get_layer("stage1_conv1").data_format == expected
+    with pytest.raises(ValueError, match="data_format"):
+        build_model(Config(), MEAN, STD, data_format="nhwc")
+
+
 def test_flip_draws_per_image_in_training():
-    model = build_model(Config().replace(flip=True), MEAN, STD)
+    model = build_model(Config().replace(flip=True), MEAN, STD, data_format="channels_last")
     flip = keras.Model(model.input, model.get_layer("flip").output)
     image = np.random.default_rng(0).integers(0, 256, (1, 32, 32, 3)).astype("float32")
     out = keras.ops.convert_to_numpy(flip(np.repeat(image, 32, axis=0), training=True))
