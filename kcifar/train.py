@@ -173,6 +173,12 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
         deterministic: the backends' determinism switches (slower).
         verbose: Keras's progress bar setting.
     """
+    with runtime.released_graph_gradients():
+        return _train(config, data, run_dir, seed=seed, precision=precision, resume=resume,
+                      overwrite=overwrite, deterministic=deterministic, verbose=verbose)
+
+
+def _train(config, data, run_dir, *, seed, precision, resume, overwrite, deterministic, verbose):
     if resume and is_complete(run_dir) and not overwrite:
         return files.read_json(os.path.join(run_dir, "metrics.json"))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
@@ -182,6 +188,9 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
     if deterministic:
         runtime.set_deterministic()
+    # A run after another in one process (--seeds, --run A..B) starts from
+    # Keras's fresh state, as the first one does; this resets the dtype policy.
+    keras.backend.clear_session(free_memory=True)
     runtime.set_precision(precision)
     keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
     batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))

@@ -7,7 +7,6 @@ interrupted by Ctrl-C or kill -9 resumes after its last finished epoch when
 the same command runs again, and a finished trial is never run twice.
 """
 
-import contextlib
 import gc
 import hashlib
 import os
@@ -115,30 +114,6 @@ def hyperband_budget(max_epochs, factor=3, iterations=1):
     return trials * iterations, epochs * iterations
 
 
-@contextlib.contextmanager
-def _released_graph_gradients():
-    """Drops the gradient functions TensorFlow registered while tracing a trial.
-
-    tf.distribute's all_reduce, which Keras's TensorFlow trainer traces into
-    every train step, registers a custom gradient under a fresh name in
-    TensorFlow's global gradient registry and never removes it; the entry
-    holds the traced graph, so without this each trick4 trial keeps ~50 MB
-    after `clear_session`. The names are unique to the dead graphs.
-    """
-    registry = None
-    if keras.backend.backend() == "tensorflow":
-        from tensorflow.python.framework import ops
-
-        registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    before = set(registry) if registry is not None else None
-    try:
-        yield
-    finally:
-        if registry is not None:
-            for name in [n for n in registry if n.startswith("CustomGradient") and n not in before]:
-                del registry[name]
-
-
 class _SaveBestWeights(keras.callbacks.Callback):
     """Weights of the best epoch so far, written whole (keras-tuner's
     SaveBestEpoch writes in place and forgets the best of a resumed trial)."""
@@ -212,7 +187,7 @@ class RungTuner(keras_tuner.Tuner):
         if os.path.exists(result_path):  # finished, but its end never reached the oracle
             return files.read_json(result_path)["metrics"]
 
-        with _released_graph_gradients():
+        with runtime.released_graph_gradients():
             return self._run_trial(trial, trial_dir, result_path)
 
     def _run_trial(self, trial, trial_dir, result_path):
