@@ -5,10 +5,9 @@ import os
 
 import keras
 import pytest
+from helpers import REPO
 
 from kcifar.bench import __main__ as bench
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize(
@@ -45,7 +44,7 @@ def test_a_patch_that_does_not_apply_is_a_usage_error(tmp_path, capsys):
 
 
 def test_patched_copy_carries_the_change(tmp_path):
-    with open(os.path.join(ROOT, "kcifar", "bench", "__init__.py")) as f:
+    with open(os.path.join(REPO, "kcifar", "bench", "__init__.py")) as f:
         lines = f.readlines()
     diff = difflib.unified_diff(lines, ['"""PATCHED\n'] + lines[1:],
                                 "a/kcifar/bench/__init__.py", "b/kcifar/bench/__init__.py")
@@ -55,7 +54,7 @@ def test_patched_copy_carries_the_change(tmp_path):
     with open(os.path.join(root, "kcifar", "bench", "__init__.py")) as f:
         assert f.readline() == '"""PATCHED\n'
     assert os.path.exists(os.path.join(root, "kcifar", "models.py"))
-    with open(os.path.join(ROOT, "kcifar", "bench", "__init__.py")) as f:
+    with open(os.path.join(REPO, "kcifar", "bench", "__init__.py")) as f:
         assert f.readline() != '"""PATCHED\n'  # the working tree is untouched
 
 

@@ -6,8 +6,7 @@ import pytest
 
 from kcifar.data import DataError, load
 from kcifar.data import download
-from test_data_readers import write_py_batches
-from conftest import tiny_arrays
+from helpers import tiny_arrays, write_py_batches
 
 
 def test_offline_without_cache_fails_fast_with_one_line(tmp_path, monkeypatch):

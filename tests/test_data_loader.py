@@ -3,7 +3,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import SHARED_ARCHIVE
+from helpers import SHARED_ARCHIVE
 from kcifar.data import DataError, load
 
 

@@ -4,24 +4,8 @@ import pickle
 import numpy as np
 import pytest
 
-from conftest import CLASSES, png_bytes, tar_of, tiny_arrays, write_image_folder
+from helpers import CLASSES, png_bytes, tar_of, tiny_arrays, write_image_folder, write_py_batches
 from kcifar.data.readers import DataError, read_source
-
-
-def write_py_batches(root, x_train, y_train, x_test, y_test):
-    """The official cifar-10-batches-py layout: pickled dicts, CHW rows."""
-    folder = os.path.join(root, "cifar-10-batches-py")
-    os.makedirs(folder)
-    rows = lambda x: x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # noqa: E731
-    parts = np.array_split(np.arange(len(x_train)), 5)
-    for i, idx in enumerate(parts, start=1):
-        batch = {b"batch_label": b"training batch", b"labels": y_train[idx].tolist(),
-                 b"data": rows(x_train[idx]), b"filenames": [b"f.png"] * len(idx)}
-        with open(os.path.join(folder, f"data_batch_{i}"), "wb") as f:
-            pickle.dump(batch, f, protocol=2)
-    with open(os.path.join(folder, "test_batch"), "wb") as f:
-        pickle.dump({b"labels": y_test.tolist(), b"data": rows(x_test)}, f, protocol=2)
-    return folder
 
 
 def write_bin_batches(root, x_train, y_train, x_test, y_test):

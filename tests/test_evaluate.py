@@ -5,21 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
+from helpers import save_tiny_model
 
 from kcifar import files
 from kcifar.results import score_predictions
-from kcifar.config import Config
 from kcifar.evaluate import load_model, main
-from kcifar.models import build_model
-
-
-def save_tiny_model(path, data):
-    """A small untrained ladder network saved to `path` (it needs no training
-    to be evaluated: the numbers just have to be the model's)."""
-    keras.utils.set_random_seed(0)
-    model = build_model(Config(widths=(4, 4, 4, 4), dense_units=8), *data.channel_stats())
-    model.save(path)
-    return model
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from PIL import Image
-from test_evaluate import save_tiny_model
+from helpers import save_tiny_model
 
 from kcifar.data import CLASS_NAMES
 from kcifar.predict import ImageError, main, read_image, top_classes

@@ -4,7 +4,7 @@ import os
 
 import pytest
 from PIL import Image
-from test_report_runs import write_run
+from helpers import write_run
 
 from kcifar.report import figures, runs
 

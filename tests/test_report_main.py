@@ -4,9 +4,8 @@ import os
 
 import pytest
 from PIL import Image
-from test_report_runs import write_run, write_summary
+from helpers import folder_contents, write_run, write_summary
 
-from conftest import folder_contents
 from kcifar.report import figures
 from kcifar.report.__main__ import main
 

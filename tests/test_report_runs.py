@@ -5,52 +5,12 @@ import os
 import statistics
 
 import pytest
+from helpers import DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.experiments import rung
 from kcifar.report import runs
 from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
-
-CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-DATA = {
-    "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
-    "source": "/data/cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
-    "train": 900, "val": 100, "test": 100, "notes": ["training on a stratified subset of 900 images"],
-}
-
-
-def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
-              train_accuracy=0.75, config_changes=None, folder=None):
-    """Writes a finished run folder as kcifar.train.train() would, with
-    made-up numbers: 100 test images, 10 per class, `test_accuracy` a
-    multiple of 0.1 so that the confusion matrix holds it exactly."""
-    config = rung(name).CONFIG.replace(epochs=epochs, **(config_changes or {}))
-    run_dir = os.path.join(root, folder or f"{name}-{backend}-seed{seed}")
-    os.makedirs(run_dir)
-    right = round(10 * test_accuracy)
-    confusion = [[right if i == j else (10 - right if j == (i + 1) % 10 else 0) for j in range(10)]
-                 for i in range(10)]
-    history = [{
-        "epoch": e, "loss": 2.0 / e, "accuracy": train_accuracy * e / epochs, "val_loss": 2.2 / e,
-        "val_accuracy": (test_accuracy + 0.01) * e / epochs, "learning_rate": 1e-3 * config.lr_decay ** (e - 1),
-        "train_seconds": 1.5, "seconds": 2.0,
-    } for e in range(1, epochs + 1)]
-    metrics = {
-        "format": METRICS_FORMAT, "name": config.name, "rung": config.rung, "change": config.change,
-        "epochs": epochs, "batch_size": config.batch_size, "seed": seed, "precision": "float32",
-        "deterministic": False, "test_accuracy": right / 10, "test_loss": 1.25,
-        "per_class_accuracy": [right / 10] * 10, "confusion_matrix": confusion,
-        "train_accuracy": train_accuracy, "val_accuracy": history[-1]["val_accuracy"], "val_loss": 2.2 / epochs,
-        "gap": train_accuracy - right / 10, "train_seconds": 1.5 * epochs, "wall_seconds": 2.0 * epochs + 0.5,
-        "images_per_second": 600.0, "backend": backend, "backend_version": "1.2.3", "keras_version": "3.15.1",
-        "device": "cpu: x86_64 x2", "python": "3.11.7", "data": DATA, "class_names": list(CLASSES),
-    }
-    settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
-                "data": {"description": DATA["description"], "train": DATA["train"], "val": DATA["val"]}}
-    files.write_json(os.path.join(run_dir, "settings.json"), settings)
-    files.write_csv(os.path.join(run_dir, "history.csv"), history, HISTORY_COLUMNS)
-    files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    return run_dir
 
 
 def test_load_run_reads_the_files(tmp_path):
@@ -172,22 +132,6 @@ def test_short_names_are_distinct_path_endings(paths, names):
 @pytest.mark.parametrize("value, text", [(0.78, "~78%"), (0.866, "~86.6%"), (0.945, "~94.5%"), (0.9, "~90%")])
 def test_lecture_text(value, text):
     assert runs.lecture_text(value) == text
-
-
-def write_summary(folder, fmt=1):
-    """A kcifar.tune summary.json of two finished trials."""
-    os.makedirs(folder, exist_ok=True)
-    trials = [
-        {"trial": "00", "status": "COMPLETED", "val_accuracy": 0.41, "dropout": 0.1, "l2": 1e-5,
-         "learning_rate": None, "epochs": 2},
-        {"trial": "01", "status": "COMPLETED", "val_accuracy": 0.47, "dropout": 0.3, "l2": 2e-4,
-         "learning_rate": None, "epochs": 2},
-    ]
-    summary = {"format": fmt, "project": os.path.basename(folder), "tuner": "random", "seed": 0,
-               "backend": "jax", "device": "cpu: x86_64 x2", "counts": {"COMPLETED": 2},
-               "best": trials[1], "trials": trials}
-    files.write_json(os.path.join(folder, "summary.json"), summary)
-    return folder
 
 
 def test_load_tuner(tmp_path):

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from test_report_runs import DATA, write_run, write_summary
+from helpers import DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.report import runs, table

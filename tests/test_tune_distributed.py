@@ -15,7 +15,7 @@ import pytest
 
 from kcifar.tune import distributed, project
 from kcifar.tune.__main__ import main
-from test_tune_main import REPO, subprocess_env
+from helpers import REPO, subprocess_env
 
 
 def free_port():

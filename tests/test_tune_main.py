@@ -9,13 +9,13 @@ import time
 
 import keras
 import pytest
+from helpers import REPO, subprocess_env
 
 from kcifar import cli
 from kcifar.experiments import rung
 from kcifar.tune import hypermodel, project, search
 from kcifar.tune.__main__ import main
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # One batch of 54 of the 108 tiny training images per epoch: one step shape,
 # so one compiled training step per trial (JAX compiles each shape anew).
 SMALL = ["--limit-train", "54", "--batch-size", "54"]
@@ -23,19 +23,6 @@ SMALL = ["--limit-train", "54", "--batch-size", "54"]
 
 def search_argv(tiny_dir, out, *extra):
     return ["--rung", "trick4", "--data", tiny_dir, "--out", str(out), "--project", "p", *SMALL, "--quiet", *extra]
-
-
-def subprocess_env(tmp_path_factory):
-    """The test's environment for a child process, with a JAX compilation
-    cache shared by the session's children (trial k of a seed-0 search has
-    the same values, hence the same program, in every test)."""
-    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    if env.get("KERAS_BACKEND") == "jax":
-        cache = tmp_path_factory.getbasetemp() / "jax-cache"
-        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
-                   XLA_FLAGS=(env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip())
-    return env
 
 
 def assert_one_error_line(err, message):

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from conftest import folder_contents
+from helpers import folder_contents
 from kcifar.tune import project
 
 SETTINGS = {"rung": "trick4", "epochs": 2, "seed": 0, "widths": (32, 64), "max_trials": 2}

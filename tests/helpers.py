@@ -1,0 +1,169 @@
+"""What the tests write and share: tiny CIFAR-10-like data in each on-disk
+format, finished run folders, tuner summaries, a small saved model, and the
+environment of a child process. Fixtures built on these live in conftest.py."""
+
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_ARCHIVE = os.path.join(REPO, "..", "shared", "data", "cifar10-jpg.tar.xz")
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+DATA = {
+    "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
+    "source": "/data/cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
+    "train": 900, "val": 100, "test": 100, "notes": ["training on a stratified subset of 900 images"],
+}
+
+
+def tiny_arrays(per_class_train=12, per_class_test=4, seed=0):
+    """Images whose class shows in their mean colour, so a model can learn."""
+    rng = np.random.default_rng(seed)
+
+    def make(per_class):
+        y = np.repeat(np.arange(10, dtype=np.uint8), per_class)
+        c = y.astype(int)
+        base = np.stack([(c * 25) % 256, (c * 70) % 256, (255 - c * 25) % 256], -1)
+        x = base[:, None, None, :] + rng.integers(-20, 21, (len(y), 32, 32, 3))
+        return np.clip(x, 0, 255).astype(np.uint8), y
+
+    (x_train, y_train), (x_test, y_test) = make(per_class_train), make(per_class_test)
+    return x_train, y_train, x_test, y_test
+
+
+def write_image_folder(root, x_train, y_train, x_test, y_test, ext="png"):
+    from PIL import Image
+
+    for split, xs, ys in (("train", x_train, y_train), ("test", x_test, y_test)):
+        for i, (x, y) in enumerate(zip(xs, ys)):
+            folder = os.path.join(root, split, CLASSES[y])
+            os.makedirs(folder, exist_ok=True)
+            Image.fromarray(x).save(os.path.join(folder, f"{i:05d}.{ext}"))
+    return root
+
+
+def write_py_batches(root, x_train, y_train, x_test, y_test):
+    """The official cifar-10-batches-py layout: pickled dicts, CHW rows."""
+    folder = os.path.join(root, "cifar-10-batches-py")
+    os.makedirs(folder)
+    rows = lambda x: x.transpose(0, 3, 1, 2).reshape(len(x), -1)  # noqa: E731
+    parts = np.array_split(np.arange(len(x_train)), 5)
+    for i, idx in enumerate(parts, start=1):
+        batch = {b"batch_label": b"training batch", b"labels": y_train[idx].tolist(),
+                 b"data": rows(x_train[idx]), b"filenames": [b"f.png"] * len(idx)}
+        with open(os.path.join(folder, f"data_batch_{i}"), "wb") as f:
+            pickle.dump(batch, f, protocol=2)
+    with open(os.path.join(folder, "test_batch"), "wb") as f:
+        pickle.dump({b"labels": y_test.tolist(), b"data": rows(x_test)}, f, protocol=2)
+    return folder
+
+
+def tar_of(folder, path, mode="w:gz"):
+    with tarfile.open(path, mode) as tar:
+        tar.add(folder, arcname=os.path.basename(folder))
+    return path
+
+
+def png_bytes(array):
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(array).save(out, format="PNG")
+    return out.getvalue()
+
+
+def folder_contents(folder):
+    """{relative path: bytes} of every file under `folder`."""
+    found = {}
+    for root, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(root, name)
+            with open(path, "rb") as f:
+                found[os.path.relpath(path, folder)] = f.read()
+    return found
+
+
+def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
+              train_accuracy=0.75, config_changes=None, folder=None):
+    """Writes a finished run folder as kcifar.train.train() would, with
+    made-up numbers: 100 test images, 10 per class, `test_accuracy` a
+    multiple of 0.1 so that the confusion matrix holds it exactly."""
+    from kcifar import files
+    from kcifar.experiments import rung
+    from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
+
+    config = rung(name).CONFIG.replace(epochs=epochs, **(config_changes or {}))
+    run_dir = os.path.join(root, folder or f"{name}-{backend}-seed{seed}")
+    os.makedirs(run_dir)
+    right = round(10 * test_accuracy)
+    confusion = [[right if i == j else (10 - right if j == (i + 1) % 10 else 0) for j in range(10)]
+                 for i in range(10)]
+    history = [{
+        "epoch": e, "loss": 2.0 / e, "accuracy": train_accuracy * e / epochs, "val_loss": 2.2 / e,
+        "val_accuracy": (test_accuracy + 0.01) * e / epochs, "learning_rate": 1e-3 * config.lr_decay ** (e - 1),
+        "train_seconds": 1.5, "seconds": 2.0,
+    } for e in range(1, epochs + 1)]
+    metrics = {
+        "format": METRICS_FORMAT, "name": config.name, "rung": config.rung, "change": config.change,
+        "epochs": epochs, "batch_size": config.batch_size, "seed": seed, "precision": "float32",
+        "deterministic": False, "test_accuracy": right / 10, "test_loss": 1.25,
+        "per_class_accuracy": [right / 10] * 10, "confusion_matrix": confusion,
+        "train_accuracy": train_accuracy, "val_accuracy": history[-1]["val_accuracy"], "val_loss": 2.2 / epochs,
+        "gap": train_accuracy - right / 10, "train_seconds": 1.5 * epochs, "wall_seconds": 2.0 * epochs + 0.5,
+        "images_per_second": 600.0, "backend": backend, "backend_version": "1.2.3", "keras_version": "3.15.1",
+        "device": "cpu: x86_64 x2", "python": "3.11.7", "data": DATA, "class_names": list(CLASSES),
+    }
+    settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
+                "data": {"description": DATA["description"], "train": DATA["train"], "val": DATA["val"]}}
+    files.write_json(os.path.join(run_dir, "settings.json"), settings)
+    files.write_csv(os.path.join(run_dir, "history.csv"), history, HISTORY_COLUMNS)
+    files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    return run_dir
+
+
+def write_summary(folder, fmt=1):
+    """A kcifar.tune summary.json of two finished trials."""
+    from kcifar import files
+
+    os.makedirs(folder, exist_ok=True)
+    trials = [
+        {"trial": "00", "status": "COMPLETED", "val_accuracy": 0.41, "dropout": 0.1, "l2": 1e-5,
+         "learning_rate": None, "epochs": 2},
+        {"trial": "01", "status": "COMPLETED", "val_accuracy": 0.47, "dropout": 0.3, "l2": 2e-4,
+         "learning_rate": None, "epochs": 2},
+    ]
+    summary = {"format": fmt, "project": os.path.basename(folder), "tuner": "random", "seed": 0,
+               "backend": "jax", "device": "cpu: x86_64 x2", "counts": {"COMPLETED": 2},
+               "best": trials[1], "trials": trials}
+    files.write_json(os.path.join(folder, "summary.json"), summary)
+    return folder
+
+
+def save_tiny_model(path, data):
+    """A small untrained ladder network saved to `path` (it needs no training
+    to be evaluated: the numbers just have to be the model's)."""
+    import keras
+
+    from kcifar.config import Config
+    from kcifar.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(Config(widths=(4, 4, 4, 4), dense_units=8), *data.channel_stats())
+    model.save(path)
+    return model
+
+
+def subprocess_env(tmp_path_factory):
+    """The test's environment for a child process, with a JAX compilation
+    cache shared by the session's children (trial k of a seed-0 search has
+    the same values, hence the same program, in every test)."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if env.get("KERAS_BACKEND") == "jax":
+        cache = tmp_path_factory.getbasetemp() / "jax-cache"
+        env.update(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
+                   JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+                   XLA_FLAGS=(env.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip())
+    return env
