@@ -140,9 +140,12 @@ def restore_checkpoint(path, model):
     return json.loads(str(saved["history"]))
 
 
-def compile_model(config, data, steps_per_epoch, seed=None):
+def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
     """The rung's model with Adam and cross-entropy; the learning rate decays
-    once per epoch (lr0 * gamma^epoch) when the config asks for it."""
+    once per epoch (lr0 * gamma^epoch) when the config asks for it.
+    `jit_compile`: Keras's; "auto" means XLA on JAX, XLA on TensorFlow only
+    with a GPU, eager on torch (`python -m kcifar.bench --jit` measures the
+    other choice on CPU)."""
     model = build_model(config, *data.channel_stats(), seed=seed)
     lr = config.learning_rate
     if config.lr_decay < 1.0:
@@ -153,6 +156,7 @@ def compile_model(config, data, steps_per_epoch, seed=None):
         optimizer=keras.optimizers.Adam(lr),
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
+        jit_compile=jit_compile,
     )
     return model
 

@@ -37,6 +37,20 @@ def test_each_rung_gets_its_paths(name, plain, data):
         assert set(paths) == keras_paths
 
 
+def test_jit_adds_a_compiled_keras_step_except_on_jax(data):
+    backend = keras.backend.backend()
+    paths = {}
+    entry = worker.add_rung(paths, "baseline", {**SPEC, "jit": True}, data, backend)
+    if backend == "jax":  # Keras compiles JAX's step anyway: nothing to compare
+        assert "baseline/keras_jit_step" not in paths and "jit_first_step_seconds" not in entry
+        return
+    step = paths["baseline/keras_jit_step"]
+    assert step.__self__.model.jit_compile is True
+    assert entry["jit_first_step_seconds"] > 0
+    wall, cpu = step(1)
+    assert wall > 0 and cpu >= 0
+
+
 def test_mixed_precision_has_no_hand_written_step(data):
     entry = worker.add_rung({}, "baseline", {**SPEC, "precision": "mixed_bfloat16"}, data, keras.backend.backend())
     keras.mixed_precision.set_global_policy("float32")

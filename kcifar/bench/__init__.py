@@ -3,6 +3,7 @@
     python -m kcifar.bench                  # rung 0, installed backends (< 5 min on 2 CPU cores)
     python -m kcifar.bench --backends torch --threads 1 --profile   # steadier on a busy machine
     python -m kcifar.bench --full           # + rung 4 vs rung 5, peak memory of a 200-step run
+    python -m kcifar.bench --jit            # + the Keras step with jit_compile=True (not JAX: always)
     python -m kcifar.bench --patch change.diff   # the same, with a proposed change applied
 
 For each backend a child process (KERAS_BACKEND set for it) measures, in
@@ -15,7 +16,9 @@ turns and after a warm-up, the steady training throughput of:
   trained by `fit` on a ready batch: the train step and the fit loop;
 - "keras_fit": the same `fit` on `kcifar.pipeline.TrainBatches` with the
   rung's augmenter, as `kcifar.train.train` runs it;
-- "feed": `TrainBatches` alone, the data work.
+- "feed": `TrainBatches` alone, the data work;
+- with `--jit`, "keras_jit_step": keras_step compiled with `jit_compile=True`
+  (XLA on TensorFlow, `torch.compile` on torch), its first step timed apart.
 
 Images/s is the median of the timed windows; a ratio of two paths is the
 median of their per-round ratios (measured in the same spell, so a busy

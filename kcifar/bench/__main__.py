@@ -64,6 +64,9 @@ def parser():
                    help="keep each backend to this many CPUs (default: all); 1 steadies figures on a busy machine")
     p.add_argument("--profile", action="store_true",
                    help="after timing, profile the Keras step and the best hand-written step (ops on torch)")
+    p.add_argument("--jit", action="store_true",
+                   help="also time the Keras step with jit_compile=True (XLA on TensorFlow, torch.compile on "
+                        "torch; JAX's is compiled already) and its first, compiling step")
     p.add_argument("--patch", action="append", default=[], metavar="DIFF",
                    help="measure the package with this diff applied (to a copy); repeatable")
     return p
@@ -172,7 +175,8 @@ def summary(results):
         if main.get("ratios"):
             out["keras_vs_plain"][backend] = {
                 "reference": main["best_plain"],
-                **{p: {"wall": main["ratios"][p], "cpu": main["cpu_ratios"][p]} for p in ("keras_step", "keras_fit")},
+                **{p: {"wall": main["ratios"][p], "cpu": main["cpu_ratios"][p]}
+                   for p in ("keras_step", "keras_fit", "keras_jit_step") if p in main["ratios"]},
             }
         out["feed_share_of_fit_step"][backend] = {
             name: round(e["paths"]["feed"]["cpu_ms_per_image"] / e["paths"]["keras_fit"]["cpu_ms_per_image"], 4)
@@ -202,9 +206,13 @@ def findings(results):
     s, lines = results["summary"], []
     for backend in results["backends"]:
         ratios = s["keras_vs_plain"].get(backend)
-        for path in ("keras_step", "keras_fit") if ratios else ():
+        for path in [p for p in ("keras_step", "keras_fit", "keras_jit_step") if p in ratios] if ratios else ():
             lines.append(f"{backend}: {path} / {ratios['reference']} = {ratios[path]['wall']:.3f} "
                          f"(target >= {TARGETS['keras_vs_plain']}; per CPU-second {ratios[path]['cpu']:.3f})")
+        for name, entry in results["backends"][backend]["rungs"].items():
+            if "jit_first_step_seconds" in entry:
+                lines.append(f"{backend}: {name} with jit_compile=True: first step (compiling) "
+                             f"{entry['jit_first_step_seconds']} s")
         lines.append(f"{backend}: making the batches alone costs "
                      + ", ".join(f"{x:.1%} ({n})" for n, x in s["feed_share_of_fit_step"][backend].items())
                      + " of a fit step's CPU time")
@@ -287,12 +295,12 @@ def run(args, argv):
     if args.data:
         args.data = os.path.abspath(args.data)  # children may run elsewhere (--patch)
     settings = {k: getattr(args, k) for k in ("rung", "batch_size", "precision", "steps", "windows", "warmup",
-                                              "seed", "threads", "full", "data", "profile")}
+                                              "seed", "threads", "full", "data", "profile", "jit")}
     results = {"format": FORMAT, "command": " ".join([PROG, *argv]), "settings": settings, "machine": machine(),
                "targets": TARGETS, "patches": [], "backends": {}}
     spec = {"rungs": [args.rung] + [r for r in FULL_RUNGS if args.full and r != args.rung],
             **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
-                                         "data", "profile")}}
+                                         "data", "profile", "jit")}}
     with tempfile.TemporaryDirectory(prefix="kcifar-bench-") as tmp:
         root = patched_root(args.patch, os.path.join(tmp, "patched")) if args.patch else ""
         for patch in args.patch:

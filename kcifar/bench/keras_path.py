@@ -56,12 +56,14 @@ class KerasPath:
         config: a `kcifar.config.Config` (its batch size is used).
         data: a `kcifar.data.Cifar10` (or synthetic stand-in).
         seed: the run's seed.
+        jit_compile: passed to `model.compile` (True: XLA on TensorFlow,
+            `torch.compile` on torch).
     """
 
-    def __init__(self, config, data, seed):
+    def __init__(self, config, data, seed, jit_compile="auto"):
         keras.utils.set_random_seed(seed)  # before building, as kcifar.train does
         self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
-        self.model = compile_model(config, data, len(self.batches), seed)
+        self.model = compile_model(config, data, len(self.batches), seed, jit_compile=jit_compile)
         self.first_batch = self.batches[0]
 
     def _fit(self, batches, steps, callbacks=()):

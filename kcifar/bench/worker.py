@@ -87,6 +87,14 @@ def add_rung(paths, name, spec, data, backend):
         for step_name, step in steps.items():
             paths[f"{name}/{step_name}"] = plain_window(step, *keras_path.first_batch)
     paths[f"{name}/keras_step"] = keras_path.step_window
+    if spec.get("jit") and backend != "jax":  # Keras compiles JAX's step already
+        from kcifar.bench.timing import clocks, since
+
+        start = clocks()
+        jit_path = KerasPath(config, data, spec["seed"], jit_compile=True)
+        jit_path.step_window(1)  # the first step compiles
+        entry["jit_first_step_seconds"] = round(since(start)[0], 1)
+        paths[f"{name}/keras_jit_step"] = jit_path.step_window
     paths[f"{name}/keras_fit"] = keras_path.fit_window
     paths[f"{name}/feed"] = keras_path.feed_window
     return entry
