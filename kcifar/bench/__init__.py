@@ -18,7 +18,8 @@ turns and after a warm-up, the steady training throughput of:
   rung's augmenter, as `kcifar.train.train` runs it;
 - "feed": `TrainBatches` alone, the data work;
 - with `--jit`, "keras_jit_step": keras_step compiled with `jit_compile=True`
-  (XLA on TensorFlow, `torch.compile` on torch), its first step timed apart.
+  (XLA on TensorFlow, `torch.compile` on torch), building it and its first
+  (compiling) step timed apart.
 
 Images/s is the median of the timed windows; a ratio of two paths is the
 median of their per-round ratios (measured in the same spell, so a busy

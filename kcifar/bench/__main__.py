@@ -211,7 +211,7 @@ def findings(results):
                          f"(target >= {TARGETS['keras_vs_plain']}; per CPU-second {ratios[path]['cpu']:.3f})")
         for name, entry in results["backends"][backend]["rungs"].items():
             if "jit_first_step_seconds" in entry:
-                lines.append(f"{backend}: {name} with jit_compile=True: first step (compiling) "
+                lines.append(f"{backend}: {name} with jit_compile=True: model build and first (compiling) step "
                              f"{entry['jit_first_step_seconds']} s")
         lines.append(f"{backend}: making the batches alone costs "
                      + ", ".join(f"{x:.1%} ({n})" for n, x in s["feed_share_of_fit_step"][backend].items())

@@ -92,7 +92,7 @@ def add_rung(paths, name, spec, data, backend):
 
         start = clocks()
         jit_path = KerasPath(config, data, spec["seed"], jit_compile=True)
-        jit_path.step_window(1)  # the first step compiles
+        jit_path.step_window(1)  # the first step compiles; timed with the build
         entry["jit_first_step_seconds"] = round(since(start)[0], 1)
         paths[f"{name}/keras_jit_step"] = jit_path.step_window
     paths[f"{name}/keras_fit"] = keras_path.fit_window
