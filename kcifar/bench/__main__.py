@@ -26,6 +26,7 @@ from kcifar.experiments import RUNGS
 PROG = "python -m kcifar.bench"
 FORMAT = 1  # of the results file
 FULL_RUNGS = ("trick4", "trick5")  # augmentation must not slow rung 5 below rung 4
+KERAS_PATHS = ("keras_step", "keras_fit", "keras_jit_step")  # compared with the best plain step
 TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "peak_rss_mb": 3072}
 ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",
                "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_GPU_", "TF_FORCE_", "TF_DETERMINISTIC")
@@ -176,7 +177,7 @@ def summary(results):
             out["keras_vs_plain"][backend] = {
                 "reference": main["best_plain"],
                 **{p: {"wall": main["ratios"][p], "cpu": main["cpu_ratios"][p]}
-                   for p in ("keras_step", "keras_fit", "keras_jit_step") if p in main["ratios"]},
+                   for p in KERAS_PATHS if p in main["ratios"]},
             }
         out["feed_share_of_fit_step"][backend] = {
             name: round(e["paths"]["feed"]["cpu_ms_per_image"] / e["paths"]["keras_fit"]["cpu_ms_per_image"], 4)
@@ -205,8 +206,8 @@ def findings(results):
     """One line per target and backend: the figure beside its target."""
     s, lines = results["summary"], []
     for backend in results["backends"]:
-        ratios = s["keras_vs_plain"].get(backend)
-        for path in [p for p in ("keras_step", "keras_fit", "keras_jit_step") if p in ratios] if ratios else ():
+        ratios = s["keras_vs_plain"].get(backend, {})
+        for path in [p for p in KERAS_PATHS if p in ratios]:
             lines.append(f"{backend}: {path} / {ratios['reference']} = {ratios[path]['wall']:.3f} "
                          f"(target >= {TARGETS['keras_vs_plain']}; per CPU-second {ratios[path]['cpu']:.3f})")
         for name, entry in results["backends"][backend]["rungs"].items():
