@@ -130,6 +130,8 @@ def _run(config, args):
         run_dir = run_dir_of(args, config, seed)
         if args.resume and not args.overwrite and is_complete(run_dir):
             print(f"{config.name}: skipped: complete run in {run_dir}")
+            results.append(json.loads(open(os.path.join(run_dir, "metrics.json")).read()))
+            continue
         try:
             metrics = train(
                 config, data, run_dir, seed=seed, precision=args.precision, resume=args.resume,
