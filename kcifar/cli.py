@@ -10,6 +10,7 @@ import json
 import os
 import sys
 
+from kcifar import files
 from kcifar.config import PRECISIONS
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -130,7 +131,7 @@ def _run(config, args):
         run_dir = run_dir_of(args, config, seed)
         if args.resume and not args.overwrite and is_complete(run_dir):
             print(f"{config.name}: skipped: complete run in {run_dir}")
-            results.append(json.loads(open(os.path.join(run_dir, "metrics.json")).read()))
+            results.append(files.read_json(os.path.join(run_dir, "metrics.json")))
             continue
         try:
             metrics = train(
