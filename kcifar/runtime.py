@@ -58,28 +58,70 @@ def set_precision(policy):
     keras.mixed_precision.set_global_policy(policy)
 
 
-def set_deterministic():
-    """The backends' own determinism switches (slower; see README).
+@contextlib.contextmanager
+def deterministic(enabled=True):
+    """The backends' determinism switches, on inside the block (slower; see
+    README) and as they were before it afterwards, even after an error.
 
-    TensorFlow: op determinism. torch: deterministic algorithms (cuBLAS needs
-    its workspace setting too). JAX: XLA's deterministic GPU ops, which XLA
-    reads when it starts, so set before the first computation.
+    TensorFlow: op determinism; TensorFlow 2.21 exports only the switch that
+    turns it on, so it is turned off again through the one its own config
+    module keeps. torch: deterministic algorithms, cuDNN's benchmark off, and
+    the cuBLAS workspace setting deterministic cuBLAS needs (read when CUDA
+    makes its cuBLAS handle, so a process keeps the workspace it started with).
+    JAX: XLA's deterministic GPU ops, through `XLA_FLAGS`. XLA reads its flags
+    once, when JAX's first computation starts the backend: the flag acts only
+    in a process that has computed nothing with JAX before the block (the
+    command line's first run), and then stays on in that process after it,
+    whatever `XLA_FLAGS` says by then.
+
+    Args:
+        enabled: False leaves every switch as it is, so that a caller can
+            write `with deterministic(flag):`.
     """
-    name = backend_name()
+    if not enabled:
+        yield
+        return
+    saved_env = {name: os.environ.get(name) for name in ("CUBLAS_WORKSPACE_CONFIG", "XLA_FLAGS")}
+    restore = _switch_determinism_on(backend_name())
+    try:
+        yield
+    finally:
+        restore()
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _switch_determinism_on(name):
+    """Turns the backend's switches on; returns what turns them back."""
     if name == "tensorflow":
         import tensorflow as tf
+        from tensorflow.python.framework import config as tf_config
 
+        was_on = tf_config.is_op_determinism_enabled()
         tf.config.experimental.enable_op_determinism()
-    elif name == "torch":
+        return lambda: None if was_on else tf_config.disable_op_determinism()
+    if name == "torch":
         import torch
 
+        was = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+               torch.backends.cudnn.benchmark)
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
-    elif name == "jax":
+
+        def restore():
+            torch.use_deterministic_algorithms(was[0], warn_only=was[1])
+            torch.backends.cudnn.benchmark = was[2]
+
+        return restore
+    if name == "jax":
         flags = os.environ.get("XLA_FLAGS", "")
-        if "xla_gpu_deterministic_ops" not in flags:
+        if "xla_gpu_deterministic_ops" not in flags:  # an explicit setting is the user's
             os.environ["XLA_FLAGS"] = (flags + " --xla_gpu_deterministic_ops=true").strip()
+    return lambda: None
 
 
 @contextlib.contextmanager

@@ -177,7 +177,7 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
         deterministic: the backends' determinism switches (slower).
         verbose: Keras's progress bar setting.
     """
-    with runtime.released_graph_gradients():
+    with runtime.released_graph_gradients(), runtime.deterministic(deterministic):
         return _train(config, data, run_dir, seed=seed, precision=precision, resume=resume,
                       overwrite=overwrite, deterministic=deterministic, verbose=verbose)
 
@@ -190,8 +190,6 @@ def _train(config, data, run_dir, *, seed, precision, resume, overwrite, determi
         "data": {"description": data.description, "train": len(data.y_train), "val": len(data.y_val)},
     }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
-    if deterministic:
-        runtime.set_deterministic()
     # A run after another in one process (--seeds, --run A..B) starts from
     # Keras's fresh state, as the first one does; this resets the dtype policy.
     keras.backend.clear_session(free_memory=True)
