@@ -1,4 +1,5 @@
 import os
+import shutil
 import time
 
 import numpy as np
@@ -40,8 +41,25 @@ def test_corrupt_cache_entry_is_remade(tiny_dir):
 
 
 def test_key_follows_the_files(tiny_dir, tmp_path):
-    key = cache.source_key(tiny_dir)
-    assert key == cache.source_key(tiny_dir)
+    # A copy: the session's image folder is shared with other tests.
+    folder = shutil.copytree(tiny_dir, tmp_path / "cifar")
+    key = cache.source_key(str(folder))
+    assert key == cache.source_key(str(folder))
+    image = folder / "train" / "cat" / sorted(os.listdir(folder / "train" / "cat"))[0]
+    original, st = image.read_bytes(), os.stat(image)
+    keep_time = (st.st_atime_ns, st.st_mtime_ns)
+    # A file deep in the folder changes its content (and so its size), its
+    # modification time kept: the key changes.
+    image.write_bytes(original + b"\0")
+    os.utime(image, ns=keep_time)
+    assert cache.source_key(str(folder)) != key
+    # Put back as it was, the folder has its key back: the key is the files'.
+    image.write_bytes(original)
+    os.utime(image, ns=keep_time)
+    assert cache.source_key(str(folder)) == key
+    # The same bytes with another modification time: the key changes.
+    os.utime(image, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert cache.source_key(str(folder)) != key
     f = tmp_path / "a.tar"
     f.write_bytes(b"1")
     k1 = cache.source_key(str(f))
