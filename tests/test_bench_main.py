@@ -7,6 +7,7 @@ import keras
 import pytest
 from helpers import REPO
 
+import kcifar
 from kcifar.bench import __main__ as bench
 
 
@@ -69,12 +70,16 @@ def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
     assert f"wrote {path}" in out and "keras_fit" in out and "vs plain" in out and "round 2/2" in out
     with open(path) as f:
         results = json.load(f)
-    assert results["format"] == 1 and results["command"] == "python -m kcifar.bench " + " ".join(argv)
+    # The command as typed, less this machine's folders: --out by its name only.
+    assert results["format"] == 1 and results["command"] == "python -m kcifar.bench " + " ".join(
+        argv[:-1] + [tmp_path.name])
+    with open(path) as f:
+        assert str(tmp_path) not in f.read()
     assert set(results["machine"]) >= {"cpu", "cores", "load_average_at_start", "date", "keras", "numpy"}
     assert results["machine"]["environment"]["KERAS_BACKEND"] == backend
     assert results["settings"]["batch_size"] == 4 and results["numpy_matmul_gflops"] > 0
     mine = results["backends"][backend]
-    assert mine["backend"] == backend and mine["matmul_gflops"] > 0
+    assert mine["backend"] == backend and mine["matmul_gflops"] > 0 and mine["kcifar"] == kcifar.__version__
     assert set(mine) >= {"backend_version", "keras_version", "device", "rungs"}
     entry = mine["rungs"]["baseline"]
     assert entry["train_flops_per_image"] == 3 * 106_637_312
@@ -94,3 +99,12 @@ def test_a_failing_child_ends_with_one_line(tmp_path):
             "warmup": 0, "seed": 0, "threads": 1, "data": None, "profile": False}
     with pytest.raises(bench.BenchError, match=f"^{backend} failed: .*unknown rung 'nope'"):
         bench.run_worker(backend, spec, bench.child_env(backend, ""), str(tmp_path))
+
+
+@pytest.mark.parametrize("arg, recorded", [
+    ("/any/where/cifar10-jpg.tar.xz", "cifar10-jpg.tar.xz"), ("--data=/d/c10/", "--data=c10"),
+    ("experiments/bench/patches/a.diff", "experiments/bench/patches/a.diff"), ("--threads", "--threads"),
+    ("--config=a=b", "--config=a=b"),
+])
+def test_recorded_arg_keeps_no_absolute_path(arg, recorded):
+    assert bench.recorded_arg(arg) == recorded

@@ -13,3 +13,4 @@ def test_peak_memory_of_a_short_training_run(tiny_dir):
     assert result["error"] is None
     assert result["steps"] == 2 and 100 < result["peak_rss_mb"] < 8000
     assert "--limit-train 16" in result["command"] and "--batch-size 8" in result["command"]
+    assert "--data cifar " in result["command"] and tiny_dir not in result["command"]  # the name, not the path

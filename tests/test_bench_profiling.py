@@ -12,6 +12,8 @@ def test_python_calls_are_per_step():
     rows = profiling.python_calls(busy, steps=4)
     key = next(k for k in rows if k.endswith("(busy)"))
     assert rows[key][1] == 0.25  # one call for four steps
+    # Files are named from their package root, never by this machine's folders.
+    assert key.startswith("tests/test_bench_profiling.py:") and not any(k.startswith("/") for k in rows)
     assert all(ms >= 0 for ms, _ in rows.values())
 
 

@@ -36,4 +36,5 @@ def test_keras_cache_is_read_without_network(tmp_path, monkeypatch):
 
 def test_kcifar_data_variable_names_the_source(tiny_dir, monkeypatch):
     monkeypatch.setenv("KCIFAR_DATA", tiny_dir)
-    assert load().source == os.path.abspath(tiny_dir)
+    data = load()
+    assert data.path == os.path.abspath(tiny_dir) and data.source == os.path.basename(tiny_dir)

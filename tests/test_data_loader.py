@@ -68,3 +68,27 @@ def test_load_with_a_limit_is_the_subset(tiny_dir):
     assert len(load(tiny_dir, limit_train=30).y_train) == 30
     with pytest.raises(DataError, match="Received: limit_train=500"):
         load(tiny_dir, limit_train=500)
+
+
+def test_results_name_the_source_by_its_file_name_only(tiny_dir):
+    data = load(tiny_dir)
+    assert data.source == "cifar" and data.path == os.path.abspath(tiny_dir)
+    assert data.description == f"image-folder at cifar (JPEG mirror: lossy pixels), sha256:{data.checksum}"
+    # A trailing separator names the same folder.
+    assert load(tiny_dir + os.sep).source == "cifar"
+
+
+@pytest.mark.parametrize("old, new", [
+    ("image-folder at /some/where/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:c155818c7600a777",
+     "image-folder at cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:c155818c7600a777"),
+    ("cifar-10-batches-py at /d/my data/cifar-10-batches-py, sha256:0123abcd",
+     "cifar-10-batches-py at cifar-10-batches-py, sha256:0123abcd"),
+    ("cifar-10-batches-py at keras, sha256:0123abcd", "cifar-10-batches-py at keras, sha256:0123abcd"),
+    ("image-folder at cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:c1",
+     "image-folder at cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:c1"),
+    ("image-folder at /tiny", "image-folder at /tiny"),  # not a loader's line: left alone
+])
+def test_named_description_reads_old_results_files(old, new):
+    from kcifar.data.loader import named_description
+
+    assert named_description(old) == new

@@ -43,6 +43,19 @@ def test_other_settings_are_refused_and_nothing_is_touched(tmp_path, change, nam
     assert folder_contents(folder) == before
 
 
+def test_a_search_that_recorded_the_data_by_its_path_is_continued(tmp_path):
+    old = {**SETTINGS, "data": {"description": "image-folder at /any/where/c10.tar.xz (JPEG mirror: lossy pixels), "
+                                               "sha256:c155818c7600a777", "train": 5000}}
+    new = {**SETTINGS, "data": {"description": "image-folder at c10.tar.xz (JPEG mirror: lossy pixels), "
+                                               "sha256:c155818c7600a777", "train": 5000}}
+    folder = str(tmp_path / "p")
+    project.prepare(folder, old)
+    assert project.prepare(folder, new) is True
+    other = {**new, "data": {**new["data"], "description": new["data"]["description"].replace("c10", "d10")}}
+    with pytest.raises(project.SearchError, match="data differ"):
+        project.prepare(folder, other)
+
+
 @pytest.mark.parametrize("content, message", [
     ({"format": 99, "keras_tuner": "1.4.8", "settings": {}}, "format 99"),
     ({"format": 1, "keras_tuner": "0.9.0", "settings": SETTINGS}, "keras-tuner 0.9.0"),

@@ -16,11 +16,15 @@ import sys
 import tempfile
 import time
 
+import cpuinfo
+import psutil
+
 import kcifar
 from kcifar import files
 from kcifar.bench import matmul, memory, timing, worker
 from kcifar.cli import BACKENDS
 from kcifar.config import PRECISIONS
+from kcifar.data.loader import source_name
 from kcifar.experiments import RUNGS
 
 PROG = "python -m kcifar.bench"
@@ -107,14 +111,9 @@ def check_args(args):
 
 
 def cpu_model():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    """The CPU's brand name on any system (py-cpuinfo); `platform`'s words
+    where it finds none."""
+    return cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or platform.machine()
 
 
 def machine():
@@ -122,7 +121,8 @@ def machine():
     return {
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        # psutil's: Windows has no os.getloadavg (psutil averages from its first call there, zeros at first).
+        "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -131,6 +131,13 @@ def machine():
         # Thread and compiler settings change the figures as much as code does.
         "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)},
     }
+
+
+def recorded_arg(arg):
+    """A command-line word as the results file keeps it: an absolute path
+    (alone or after "--flag=") becomes its file name."""
+    flag, equals, value = arg.partition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
+    return flag + equals + source_name(value) if os.path.isabs(value) else arg
 
 
 def patched_root(patches, tmp):
@@ -297,16 +304,17 @@ def run(args, argv):
         args.data = os.path.abspath(args.data)  # children may run elsewhere (--patch)
     settings = {k: getattr(args, k) for k in ("rung", "batch_size", "precision", "steps", "windows", "warmup",
                                               "seed", "threads", "full", "data", "profile", "jit")}
-    results = {"format": FORMAT, "command": " ".join([PROG, *argv]), "settings": settings, "machine": machine(),
-               "targets": TARGETS, "patches": [], "backends": {}}
     spec = {"rungs": [args.rung] + [r for r in FULL_RUNGS if args.full and r != args.rung],
             **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
                                          "data", "profile", "jit")}}
+    settings["data"] = args.data and source_name(args.data)  # the file, not where this machine keeps it
+    results = {"format": FORMAT, "command": " ".join([PROG, *map(recorded_arg, argv)]), "settings": settings,
+               "machine": machine(), "targets": TARGETS, "patches": [], "backends": {}}
     with tempfile.TemporaryDirectory(prefix="kcifar-bench-") as tmp:
         root = patched_root(args.patch, os.path.join(tmp, "patched")) if args.patch else ""
         for patch in args.patch:
             with open(patch) as f:
-                results["patches"].append({"file": patch, "diff": f.read()})
+                results["patches"].append({"file": recorded_arg(patch), "diff": f.read()})
         print("numpy: matmul ...", flush=True)
         results["numpy_matmul_gflops"] = round(matmul.numpy_rate(), 1)
         for backend in backends:

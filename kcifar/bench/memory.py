@@ -1,5 +1,5 @@
 """Peak resident memory of a real training run: the project's own command
-line, in a child process, read from the kernel's accounting of that child."""
+line, in a child process, watched by `kcifar.memory`."""
 
 import math
 import os
@@ -7,6 +7,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from kcifar.memory import wait_peak_mb
 
 TRAIN_SPLIT = 45000  # training images of the real split (50000 less 5000 validation)
 
@@ -42,15 +44,16 @@ def training_rss(env, data, batch_size=128, steps=200, train_size=TRAIN_SPLIT, c
         with tempfile.TemporaryFile() as err:
             start = time.perf_counter()
             child = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-            _, status, usage = os.wait4(child.pid, 0)
-            child.returncode = os.waitstatus_to_exitcode(status)
+            status, peak_mb = wait_peak_mb(child)
             seconds = time.perf_counter() - start
             err.seek(0)
             lines = err.read().decode(errors="replace").strip().splitlines()
     return {
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),  # ru_maxrss is in KiB on Linux
+        "peak_rss_mb": peak_mb,
         "steps": epochs * math.ceil(limit / batch_size),
         "seconds": round(seconds, 1),
-        "command": " ".join(["python", *command[1:]]).replace(out, "TMP"),
-        "error": None if child.returncode == 0 else (lines[-1] if lines else f"exit status {child.returncode}"),
+        # The data by its file name, the run folder as TMP: nothing of this machine's layout.
+        "command": " ".join(["python", *(os.path.basename(os.path.abspath(c)) if c == data else c
+                                         for c in command[1:])]).replace(out, "TMP"),
+        "error": None if status == 0 else (lines[-1] if lines else f"exit status {status}"),
     }

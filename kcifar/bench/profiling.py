@@ -5,7 +5,11 @@ timed windows say how much there is.
 """
 
 import cProfile
+import os
 import pstats
+import sys
+
+import kcifar
 
 
 def torch_ops(run, steps, top=15):
@@ -34,6 +38,16 @@ def python_calls(run, steps, top=12):
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, nc, tottime, cumtime, callers)
     rows = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
     return {
-        f"{file.rsplit('site-packages/', 1)[-1]}:{line}({name})": [round(1000 * t / steps, 2), round(nc / steps, 2)]
+        f"{_module_path(file)}:{line}({name})": [round(1000 * t / steps, 2), round(nc / steps, 2)]
         for (file, line, name), (_, nc, t, _, _) in rows
     }
+
+
+def _module_path(file):
+    """A source file's path from its package root (keras/..., kcifar/...,
+    threading.py): where this machine keeps it is not part of the figures."""
+    roots = sorted((os.path.join(p, "") for p in sys.path if p and os.path.isabs(p)), key=len, reverse=True)
+    for root in [os.path.join(os.path.dirname(os.path.dirname(kcifar.__file__)), "")] + roots:
+        if file.startswith(root):
+            return file[len(root):]
+    return file.rsplit("site-packages/", 1)[-1]

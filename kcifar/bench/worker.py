@@ -11,6 +11,7 @@ import os
 import sys
 
 import numpy as np
+import psutil
 
 import kcifar
 from kcifar import files
@@ -34,10 +35,20 @@ def synthetic_data(seed=0, n=SYNTHETIC_TRAIN):
     return Synthetic(x, y, x[:100], y[:100], x[:100], y[:100], "synthetic", "synthetic", "none")
 
 
+def usable_cpus():
+    """The CPUs this process may run on; every CPU where the system has no
+    affinity (macOS)."""
+    process = psutil.Process()
+    return process.cpu_affinity() if hasattr(process, "cpu_affinity") else list(range(os.cpu_count()))
+
+
 def limit_threads(n):
     """Keeps this process to n CPUs, before any backend starts its thread
-    pools: each sizes them by the CPUs it may run on (and these variables)."""
-    os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[:n])
+    pools: each sizes them by the CPUs it may run on (and these variables,
+    which alone do it on macOS)."""
+    process = psutil.Process()
+    if hasattr(process, "cpu_affinity"):  # Linux and Windows
+        process.cpu_affinity(usable_cpus()[:n])
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
         os.environ[name] = str(n)
 
@@ -64,11 +75,13 @@ def add_rung(paths, name, spec, data, backend):
     from kcifar.bench import flops, plain
     from kcifar.bench.keras_path import KerasPath
     from kcifar.experiments import rung
+    from kcifar.models import inference_network
 
     config = rung(name).CONFIG.replace(batch_size=spec["batch_size"])
     keras_path = KerasPath(config, data, spec["seed"])
-    forward, rows = flops.model_flops(keras_path.model)
-    convs = [layer for layer in keras_path.model.layers if isinstance(layer, keras.layers.Conv2D)]
+    network = inference_network(keras_path.model)  # the augmentation block holds no convolutions
+    forward, rows = flops.model_flops(network)
+    convs = [layer for layer in network.layers if isinstance(layer, keras.layers.Conv2D)]
     entry = {
         "rung": config.rung, "change": config.change, "params": keras_path.model.count_params(),
         "data_format": convs[0].data_format, "forward_flops_per_image": forward,
@@ -145,7 +158,8 @@ def measure(spec, log=print):
 
     backend = keras.backend.backend()
     result = {
-        **runtime.describe(), "kcifar": os.path.dirname(kcifar.__file__), "cpus": len(os.sched_getaffinity(0)),
+        # kcifar's version, not its folder (a patched copy is named by the results' "patches").
+        **runtime.describe(), "kcifar": kcifar.__version__, "cpus": len(usable_cpus()),
         "matmul_gflops": round(matmul.backend_rate(backend), 1),
     }
     log(f"{backend}: matmul {result['matmul_gflops']} GFLOP/s")

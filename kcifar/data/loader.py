@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 
 import numpy as np
 
@@ -25,16 +26,18 @@ class Cifar10:
     y_val: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
-    source: str  # the path read, or "keras" for Keras's download
+    # The file or folder name read, or "keras" for Keras's download: what
+    # results files record, so that they say nothing of a machine's layout.
+    source: str
     format: str  # cifar-10-batches-py, cifar-10-batches-bin or image-folder
     checksum: str  # of the full train and test arrays, before the split
     notes: tuple = ()  # e.g. "custom set: ..." when the counts are not CIFAR-10's
+    path: str = ""  # the absolute path read ("keras" for Keras's download); never recorded
 
     @property
     def description(self):
-        """One line for results files: where the data came from."""
-        jpeg = " (JPEG mirror: lossy pixels)" if self.format == "image-folder" else ""
-        return f"{self.format} at {self.source}{jpeg}, sha256:{self.checksum}"
+        """One line for results files: the source's name, format and checksum."""
+        return describe(self.format, self.source, self.checksum)
 
     def subset(self, n):
         """A fixed, stratified subset of n training images (for quick runs);
@@ -52,6 +55,32 @@ class Cifar10:
     def channel_stats(self):
         """Per-channel mean and deviation (0..255) of the training split only."""
         return split.channel_stats(self.x_train)
+
+
+def describe(fmt, name, checksum):
+    """The data line of results files, e.g. "image-folder at cifar10-jpg.tar.xz
+    (JPEG mirror: lossy pixels), sha256:c155818c7600a777"."""
+    jpeg = " (JPEG mirror: lossy pixels)" if fmt == "image-folder" else ""
+    return f"{fmt} at {name}{jpeg}, sha256:{checksum}"
+
+
+def source_name(path):
+    """What results files call a source: its file or folder name ("keras" stays)."""
+    return path if path == "keras" else os.path.basename(os.path.abspath(path))
+
+
+# Results files written before sources were recorded by name held the full
+# path: "image-folder at /any/folder/cifar10-jpg.tar.xz (JPEG mirror...".
+_OLD_DESCRIPTION = re.compile(r"^(\S+) at (.+?)((?: \(JPEG mirror: lossy pixels\))?, sha256:[0-9a-f]+)$")
+
+
+def named_description(description):
+    """`description` as this version writes it: a full path (older results
+    files) becomes its file or folder name; anything else is returned as is."""
+    found = _OLD_DESCRIPTION.match(description)
+    if not found or not os.path.isabs(found.group(2)):
+        return description
+    return f"{found.group(1)} at {source_name(found.group(2))}{found.group(3)}"
 
 
 def resolve_source(source=None):
@@ -141,8 +170,9 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
     data = Cifar10(
         x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],
         x_test=arrays["x_test"], y_test=arrays["y_test"],
-        source=meta["source"], format=meta["format"], checksum=meta["checksum"],
-        notes=tuple(meta["notes"]),
+        # The cache's meta keeps the full path (older entries hold it too).
+        source=source_name(meta["source"]), format=meta["format"], checksum=meta["checksum"],
+        notes=tuple(meta["notes"]), path=meta["source"],
     )
     if limit_train is None:
         return data

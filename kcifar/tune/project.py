@@ -23,6 +23,7 @@ import re
 import shutil
 
 from kcifar import files
+from kcifar.data.loader import named_description
 
 FORMAT = 1  # of kcifar_tune.json and kcifar_trial.json; bump on incompatible changes
 SETTINGS_FILE = "kcifar_tune.json"
@@ -107,6 +108,9 @@ def prepare(project_dir, settings, overwrite=False, create=True):
             f"{keras_tuner_version()}); use that version, another --project, or --overwrite"
         )
     old = {k: v for k, v in saved["settings"].items() if k not in EXTENSIBLE}
+    if isinstance(old.get("data"), dict) and isinstance(old["data"].get("description"), str):
+        # Searches written before data sources were recorded by name hold a full path.
+        old["data"] = {**old["data"], "description": named_description(old["data"]["description"])}
     new = {k: v for k, v in settings.items() if k not in EXTENSIBLE}
     if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
