@@ -1,5 +1,9 @@
+import os
+
+import numpy as np
 import pytest
 
+from kcifar.data import cache, load
 from kcifar.data.__main__ import main
 
 
@@ -12,9 +16,17 @@ def test_info_prints_counts_stats_and_checksum(tiny_dir, capsys):
     assert "sha256:" in out and "note: custom set" in out
 
 
-def test_prepare_fills_the_cache(tiny_dir, capsys):
+def test_prepare_fills_the_cache(tiny_dir, tiny_data, capsys, monkeypatch):
+    assert not os.path.exists(cache.cache_dir()) or not os.listdir(cache.cache_dir())
     assert main(["prepare", tiny_dir]) == 0
     assert "cached image-folder" in capsys.readouterr().out
+    assert os.path.isfile(os.path.join(cache.cache_dir(), cache.source_key(tiny_dir) + ".npz"))
+    # What prepare left is all a later load needs: reading the source fails.
+    monkeypatch.setattr("kcifar.data.loader.read_source", lambda path: 1 / 0)
+    cached = load(tiny_dir)
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        np.testing.assert_array_equal(getattr(cached, name), getattr(tiny_data, name), err_msg=name)
+    assert cached.checksum == tiny_data.checksum
 
 
 @pytest.mark.parametrize("source", ["/no/such/place", __file__])
