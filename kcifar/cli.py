@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from kcifar import files
+from kcifar import budgets, files
 from kcifar.config import PRECISIONS
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -26,6 +26,9 @@ def parser(prog, description):
     p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, to tell gaps from seed noise")
     p.add_argument("--limit-train", type=int, metavar="N",
                    help="train on a fixed stratified subset of N training images (a quick run)")
+    p.add_argument("--budget", choices=tuple(budgets.BUDGETS), default=budgets.FULL,
+                   help="the whole ladder at one cost: small trains every rung on the same 5000-image subset for "
+                        "20 epochs (see kcifar/budgets.py); default full, the rung's own schedule")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"parent folder of run folders <rung>-<backend>-seed<S> (default: {DEFAULT_OUT}/)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
@@ -38,6 +41,8 @@ def parser(prog, description):
     p.add_argument("--config", metavar="FILE",
                    help="JSON of config changes, e.g. the best configuration kcifar.tune exports")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs (per-epoch scalars) to DIR/<run folder name>; needs TensorFlow")
     return p
 
 
@@ -54,6 +59,19 @@ def check_backend():
         import keras  # noqa: F401  (imports the backend)
     except ImportError as e:
         raise UsageError(f"backend {backend!r} is not installed ({e}); see README 'Install'")
+
+
+def check_tensorboard(log_dir):
+    """For --tensorboard DIR: TensorFlow must be importable (one line if not),
+    checked before any data loads. Call after `check_backend`."""
+    if log_dir is None:
+        return
+    from kcifar import tensorboard
+
+    try:
+        tensorboard.check()
+    except ImportError as e:
+        raise UsageError(str(e))
 
 
 def seeds_of(args):
@@ -85,18 +103,29 @@ def config_changes(path, rung_name):
 
 def configure(config, args):
     """The rung's config with the command line's changes; ValueError if bad."""
+    if args.budget != budgets.FULL and (args.epochs is not None or args.limit_train is not None):
+        raise UsageError(f"--budget {args.budget} fixes the epochs and training images; "
+                         "drop --epochs and --limit-train, or use --budget full")
     changes = config_changes(args.config, config.name) if args.config else {}
     if args.epochs is not None:
         changes["epochs"] = args.epochs
     if args.batch_size is not None:
         changes["batch_size"] = args.batch_size
-    return config.replace(**changes)
+    return budgets.apply(config.replace(**changes), args.budget)
+
+
+def train_images(args):
+    """How many training images the run uses: --limit-train, or the budget's."""
+    return budgets.get(args.budget).train_images if args.limit_train is None else args.limit_train
 
 
 def run_dir_of(args, config, seed):
+    """<rung>-<backend>-seed<S>, with the budget after the rung unless full,
+    so that runs of two budgets never share a folder."""
     import keras
 
-    return os.path.join(args.out, f"{config.name}-{keras.backend.backend()}-seed{seed}")
+    budget = "" if args.budget == budgets.FULL else f"-{args.budget}"
+    return os.path.join(args.out, f"{config.name}{budget}-{keras.backend.backend()}-seed{seed}")
 
 
 def run_rung(config, argv=None, description=None):
@@ -114,6 +143,7 @@ def _run(config, args):
     from kcifar.data import DataError, load
 
     check_backend()
+    check_tensorboard(args.tensorboard)
     from kcifar.results import summary_line
     from kcifar.train import RunError, is_complete, train
 
@@ -123,7 +153,7 @@ def _run(config, args):
         raise UsageError(str(e))
     seeds = seeds_of(args)
     try:
-        data = load(args.data, limit_train=args.limit_train)
+        data = load(args.data, limit_train=train_images(args))
     except DataError as e:
         raise UsageError(str(e))
     results = []
@@ -135,8 +165,9 @@ def _run(config, args):
             continue
         try:
             metrics = train(
-                config, data, run_dir, seed=seed, precision=args.precision, resume=args.resume,
+                config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
                 overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+                tensorboard=args.tensorboard,
             )
         except RunError as e:
             _fail(config.name, e, 1)

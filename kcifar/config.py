@@ -21,12 +21,22 @@ class Config:
     widths: tuple = (32, 64, 128, 256)
     convs_per_stage: int = 2  # our reading of the lecture's figure (open)
     dense_units: int = 512  # lecture
-    residual: bool = False  # rung 8: residual stages, strided 3x3 downsampling
+    residual: bool = False  # rung 8: a residual addition around each stage's convolutions
+    # How a residual stage halves the resolution. "pool": max pooling, as in
+    # rung 7, so rung 8 keeps everything of rung 7 and adds the skip
+    # connections alone. "stride": a strided first 3x3 convolution instead
+    # (the other reading of the lecture's legend; a quarter of the work).
+    downsample: str = "pool"
 
     # Regularization, each off at the baseline.
     input_noise: float = 0.0  # GaussianNoise stddev, in normalized units
     batch_norm: bool = False
     bn_epsilon: float = 1e-5  # lecture's epsilon; Keras's default is 1e-3
+    # Weight of the old value in BN's running statistics. The lecture's code
+    # uses PyTorch's BatchNorm2d default (its momentum 0.1 is this 0.9);
+    # Keras's 0.99 leaves a short run evaluating with statistics still near
+    # their initial values.
+    bn_momentum: float = 0.9
     dropout: float = 0.0  # rate after each of the four stages
     l2: float = 0.0  # lambda of the L2 penalty on convolution kernels
 
@@ -54,6 +64,8 @@ class Config:
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("widths", len(self.widths) == 4 and min(self.widths) >= 1, "four positive widths"),
             ("convs_per_stage", self.convs_per_stage >= 1, ">= 1"),
+            ("downsample", self.downsample in ("pool", "stride"), '"pool" or "stride"'),
+            ("bn_momentum", 0.0 <= self.bn_momentum < 1.0, "in [0, 1)"),
         ]
         for field, ok, want in checks:
             if not ok:
@@ -81,5 +93,5 @@ class Config:
 
     @property
     def augments(self):
-        """True when the input pipeline changes the images (crop or rotation)."""
-        return self.crop_scale < 1.0 or self.rotation > 0.0
+        """True when the model has an augmentation block (flip, crop or rotation)."""
+        return self.flip or self.crop_scale < 1.0 or self.rotation > 0.0

@@ -22,8 +22,10 @@ def atomic_path(path):
 
 
 def write_text(path, text):
+    # UTF-8 with "\n" line ends on every system: Windows would write its
+    # locale's code page and "\r\n", and a report would differ by system.
     with atomic_path(path) as tmp:
-        with open(tmp, "w") as f:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as f:
             f.write(text)
 
 
@@ -32,7 +34,7 @@ def write_json(path, obj):
 
 
 def read_json(path):
-    with open(path) as f:
+    with open(path, encoding="utf-8") as f:
         return json.load(f)
 
 
@@ -45,5 +47,5 @@ def write_csv(path, rows, columns):
 
 
 def read_csv(path):
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f))

@@ -2,13 +2,17 @@
 
 The model takes raw 0..255 RGB images (uint8 or float) and returns class
 probabilities, so a saved `model.keras` needs nothing of kcifar to be used.
-Layers that act in training only (RandomFlip, GaussianNoise, Dropout) are
-Keras's own: at inference they pass their input through unchanged.
+The augmentation block sits in front of the network in the model that
+trains and is left out of the one that is saved; the other layers that act
+in training only (GaussianNoise, Dropout) are Keras's own and pass their
+input through unchanged at inference.
 """
 
 import keras
 import numpy as np
 from keras import layers
+
+from kcifar.augment import augmentation_layers
 
 NUM_CLASSES = 10
 
@@ -28,25 +32,54 @@ def preferred_data_format():
 
 
 def build_model(config, mean, std, seed=None, data_format=None):
-    """Builds the rung's network.
+    """Builds the model that trains: the augmentation block, then the network.
+
+    The augmentation block (`kcifar.augment`) acts in training only; the
+    network behind it is what evaluation uses and what is saved
+    (`inference_network`). A rung without augmentation trains the network
+    itself.
 
     Args:
         config: a `kcifar.config.Config`.
         mean: per-channel mean of the training split, 0..255 scale.
         std: per-channel standard deviation of the training split.
-        seed: seeds the dropout masks. Unseeded dropout on torch draws from
-            torch's global generator, whose state a checkpoint cannot hold,
-            so a resumed run would see other masks.
+        seed: seeds the augmentation draws and the dropout masks. Unseeded
+            dropout on torch draws from torch's global generator, whose state
+            a checkpoint cannot hold, so a resumed run would see other masks.
         data_format: "channels_last" or "channels_first", the layout of the
-            feature maps inside the model; the input is NHWC and the weights
-            are the same either way. Default: `preferred_data_format()`.
+            feature maps inside the network; the input is NHWC and the
+            weights are the same either way. Default: `preferred_data_format()`.
+    """
+    seeds = None if seed is None else np.random.default_rng(seed).integers(2**31, size=6).tolist()
+    network = build_network(config, mean, std, seeds and seeds[:4], data_format)
+    block = augmentation_layers(config, seeds and seeds[4:])
+    if not block:
+        return network
+    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    x = inputs
+    for layer in block:
+        x = layer(x)
+    return keras.Model(inputs, network(x), name=f"{config.name}_training")
+
+
+def inference_network(model):
+    """The network inside a model from `build_model`: what is saved and evaluated."""
+    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    return nested[0] if nested else model
+
+
+def build_network(config, mean, std, dropout_seeds=None, data_format=None):
+    """The rung's network: raw 0..255 NHWC images in, probabilities out.
+
+    Args:
+        config, mean, std, data_format: as `build_model`'s.
+        dropout_seeds: one seed per stage's dropout, or None.
     """
     data_format = data_format or preferred_data_format()
     if data_format not in ("channels_last", "channels_first"):
         raise ValueError(
             f"data_format must be channels_last or channels_first. Received: data_format={data_format!r}"
         )
-    dropout_seeds = np.random.default_rng(seed).integers(2**31, size=len(config.widths)).tolist()
     inputs = keras.Input(shape=(32, 32, 3), name="image")
     x = inputs
     if data_format == "channels_first":
@@ -56,17 +89,13 @@ def build_model(config, mean, std, seed=None, data_format=None):
     x = layers.Normalization(
         axis=channel_axis(data_format), mean=list(mean), variance=[s * s for s in std], name="normalize"
     )(x)
-    if config.flip:
-        # Built in, per image, and compiled on every backend (unlike the crop,
-        # translation, rotation and zoom layers; see kcifar/augment.py).
-        x = layers.RandomFlip("horizontal", data_format=data_format, name="flip")(x)
     if config.input_noise:
         x = layers.GaussianNoise(config.input_noise, name="input_noise")(x)
     stage = residual_stage if config.residual else plain_stage
     for i, width in enumerate(config.widths, start=1):
         x = stage(x, width, config, f"stage{i}", data_format)
         if config.dropout:
-            seed_i = None if seed is None else dropout_seeds[i - 1]
+            seed_i = None if dropout_seeds is None else dropout_seeds[i - 1]
             x = layers.Dropout(config.dropout, seed=seed_i, name=f"stage{i}_dropout")(x)
     # Flatten puts channels_first maps back in (height, width, channel)
     # order, so the dense weights are the same in either layout.
@@ -97,7 +126,8 @@ def conv(x, width, config, name, data_format, kernel_size=3, strides=1):
     )(x)
     if config.batch_norm:
         x = layers.BatchNormalization(
-            axis=channel_axis(data_format), epsilon=config.bn_epsilon, name=name + "_bn"
+            axis=channel_axis(data_format), momentum=config.bn_momentum, epsilon=config.bn_epsilon,
+            name=name + "_bn",
         )(x)
     return x
 
@@ -111,17 +141,23 @@ def plain_stage(x, width, config, name, data_format):
 
 
 def residual_stage(x, width, config, name, data_format):
-    """A residual stage that halves the resolution.
+    """A plain stage with a residual addition around its convolutions.
 
-    A strided 3x3 convolution replaces max pooling; the shortcut is a strided
-    1x1 projection, since both the width and the resolution change.
+    downsample="pool" (the ladder's rung 8): rung 7's stage, stride-1
+    convolutions then 2x2 max pooling, plus the shortcut. "stride": a strided
+    first 3x3 convolution replaces the pooling (a quarter of the work). The
+    shortcut is a 1x1 projection where the width or the resolution changes.
     """
-    shortcut = conv(x, width, config, f"{name}_shortcut", data_format, kernel_size=1, strides=2)
-    x = conv(x, width, config, f"{name}_conv1", data_format, strides=2)
-    x = layers.ReLU(name=f"{name}_relu1")(x)
+    strides = 2 if config.downsample == "stride" else 1
+    shortcut = x
+    if strides != 1 or x.shape[channel_axis(data_format)] != width:
+        shortcut = conv(x, width, config, f"{name}_shortcut", data_format, kernel_size=1, strides=strides)
+    x = conv(x, width, config, f"{name}_conv1", data_format, strides=strides)
     for j in range(2, config.convs_per_stage + 1):
+        x = layers.ReLU(name=f"{name}_relu{j - 1}")(x)
         x = conv(x, width, config, f"{name}_conv{j}", data_format)
-        if j < config.convs_per_stage:
-            x = layers.ReLU(name=f"{name}_relu{j}")(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
-    return layers.ReLU(name=f"{name}_out")(x)
+    x = layers.ReLU(name=f"{name}_out")(x)
+    if config.downsample == "pool":
+        x = layers.MaxPooling2D(2, data_format=data_format, name=f"{name}_pool")(x)
+    return x

@@ -1,8 +1,10 @@
-"""Training batches: shuffled, augmented per image, reproducible.
+"""Training batches: shuffled and sliced, reproducible.
 
-Every random draw is keyed by (seed, epoch, batch index), so a resumed run
-sees exactly the batches an uninterrupted one would, whatever was fetched
-before the interruption. Images stay uint8 until the model casts them.
+The order of every epoch is keyed by (seed, epoch), so a resumed run sees
+exactly the batches an uninterrupted one would, whatever was fetched before
+the interruption. Images stay uint8 until the model casts them; the
+augmentation is the model's own block of layers (kcifar.augment), so nothing
+here depends on the rung.
 """
 
 import math
@@ -19,14 +21,13 @@ class TrainBatches(keras.utils.PyDataset):
         y: int labels (N,).
         batch_size: images per batch; the last batch may be smaller.
         seed: the run's seed.
-        augment: None, or fn(images, rng) -> images (see kcifar.augment).
     """
 
-    def __init__(self, x, y, batch_size, seed, augment=None):
+    def __init__(self, x, y, batch_size, seed):
         # One worker, no processes: batches are made in order, on demand.
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y = x, y
-        self.batch_size, self.seed, self.augment = batch_size, seed, augment
+        self.batch_size, self.seed = batch_size, seed
         self.epoch = 0  # set by EpochSync before each epoch
         self._order_epoch, self._order = None, None
 
@@ -41,10 +42,7 @@ class TrainBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index):
         picked = self.order()[index * self.batch_size : (index + 1) * self.batch_size]
-        images = self.x[picked]
-        if self.augment is not None:
-            images = self.augment(images, np.random.default_rng([self.seed, self.epoch, index, 1]))
-        return images, self.y[picked]
+        return self.x[picked], self.y[picked]
 
 
 class EpochSync(keras.callbacks.Callback):

@@ -23,9 +23,10 @@ import keras
 import numpy as np
 
 from kcifar import files, runtime
-from kcifar.augment import augmenter
+from kcifar import tensorboard as tensorboard_logs
+from kcifar.budgets import FULL
 from kcifar.data import CLASS_NAMES
-from kcifar.models import build_model
+from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 
 from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, score_predictions
@@ -66,8 +67,8 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
             saved = files.read_json(settings_path)
         except (OSError, ValueError) as e:
             raise RunError(f"{settings_path} is unreadable ({e}); use --overwrite")
-        if saved != settings:
-            changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        changed = changed_settings(saved, settings)
+        if changed:
             raise RunError(
                 f"{run_dir} was started with other settings ({', '.join(changed)} differ); "
                 "use the same flags, another --out, or --overwrite"
@@ -76,6 +77,21 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
         files.write_json(settings_path, settings)
     checkpoint = os.path.join(run_dir, "checkpoint.npz")
     return checkpoint if resume and os.path.exists(checkpoint) else None
+
+
+def changed_settings(saved, settings):
+    """The settings that differ, for a resume. The code version may change
+    between the two; folders written before a setting existed (budget,
+    data checksum) are compared on what they hold, and their data
+    description, which named a machine path, is not compared."""
+    saved = {"budget": FULL, **saved}
+    changed = {k for k in set(saved) | set(settings) if k != "code" and saved.get(k) != settings.get(k)}
+    old, new = saved.get("data", {}), settings.get("data", {})
+    if "description" in old:
+        common = (set(old) & set(new)) - {"description"}
+        if {"train", "val"} <= common and all(old[k] == new[k] for k in common):
+            changed.discard("data")
+    return sorted(changed)
 
 
 class Recorder(keras.callbacks.Callback):
@@ -161,8 +177,8 @@ def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
     return model
 
 
-def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
-          overwrite=False, deterministic=False, verbose=1):
+def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, resume=False,
+          overwrite=False, deterministic=False, verbose=1, tensorboard=None):
     """Trains `config` on `data` into `run_dir`; returns the metrics dict.
 
     Args:
@@ -171,23 +187,37 @@ def train(config, data, run_dir, *, seed=0, precision="float32", resume=False,
         run_dir: the run folder (see the module docstring).
         seed: seeds weights, batches, augmentation, noise and dropout.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
+        budget: the name of the `kcifar.budgets` budget that made `config`
+            and `data` (recorded, and compared on resume).
         resume: continue from the folder's checkpoint; a complete run is
             returned as it is.
         overwrite: delete the folder's run files first.
         deterministic: the backends' determinism switches (slower).
         verbose: Keras's progress bar setting.
+        tensorboard: a folder for TensorBoard's event files (Keras's callback,
+            per-epoch scalars) in a subfolder named like `run_dir`; None for
+            none. Needs TensorFlow whichever backend trains.
     """
+    if tensorboard is not None:
+        tensorboard_logs.check()  # before the run folder is made
     with runtime.released_graph_gradients(), runtime.deterministic(deterministic):
-        return _train(config, data, run_dir, seed=seed, precision=precision, resume=resume,
-                      overwrite=overwrite, deterministic=deterministic, verbose=verbose)
+        return _train(config, data, run_dir, seed=seed, precision=precision, budget=budget, resume=resume,
+                      overwrite=overwrite, deterministic=deterministic, verbose=verbose,
+                      tensorboard=tensorboard)
 
 
-def _train(config, data, run_dir, *, seed, precision, resume, overwrite, deterministic, verbose):
+def data_record(data):
+    """What a results file says of the data: no path of the machine that ran it."""
+    return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
+            "train": len(data.y_train), "val": len(data.y_val)}
+
+
+def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard):
     if resume and is_complete(run_dir) and not overwrite:
         return files.read_json(os.path.join(run_dir, "metrics.json"))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
-        "config": config.to_dict(), "seed": seed, "precision": precision,
-        "data": {"description": data.description, "train": len(data.y_train), "val": len(data.y_val)},
+        "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
+        "data": data_record(data), "code": runtime.code_version(),
     }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
     # A run after another in one process (--seeds, --run A..B) starts from
@@ -195,7 +225,7 @@ def _train(config, data, run_dir, *, seed, precision, resume, overwrite, determi
     keras.backend.clear_session(free_memory=True)
     runtime.set_precision(precision)
     keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
-    batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
+    batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
     model = compile_model(config, data, len(batches), seed)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
     if history:
@@ -211,16 +241,18 @@ def _train(config, data, run_dir, *, seed, precision, resume, overwrite, determi
             # shuffle of batch order draws from Python's global generator
             epochs=config.epochs,
             initial_epoch=len(history),
-            callbacks=[EpochSync(batches), Recorder(run_dir, history)],
+            callbacks=[EpochSync(batches), Recorder(run_dir, history),
+                       *tensorboard_logs.callbacks_for(tensorboard, run_dir)],
             verbose=verbose,
         )
 
     eval_start = time.perf_counter()
-    probs = model.predict(data.x_test, batch_size=512, verbose=0)
+    network = inference_network(model)  # without the augmentation block
+    probs = network.predict(data.x_test, batch_size=512, verbose=0)
     test = score_predictions(probs, data.y_test)
     eval_seconds = time.perf_counter() - eval_start
     with files.atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
-        model.save(tmp)
+        network.save(tmp)
     train_seconds = sum(row["train_seconds"] for row in history)
     last = history[-1]
     metrics = {
@@ -231,6 +263,7 @@ def _train(config, data, run_dir, *, seed, precision, resume, overwrite, determi
         "epochs": len(history),
         "batch_size": config.batch_size,
         "seed": seed,
+        "budget": budget,
         "precision": precision,
         "deterministic": deterministic,
         **test,
@@ -242,9 +275,9 @@ def _train(config, data, run_dir, *, seed, precision, resume, overwrite, determi
         "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
         "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
         **runtime.describe(),
+        "code": runtime.code_version(),
         "data": {
-            "description": data.description, "source": data.source, "format": data.format,
-            "checksum": data.checksum, "train": len(data.y_train), "val": len(data.y_val),
+            **data_record(data), "description": data.description, "format": data.format,
             "test": len(data.y_test), "notes": list(data.notes),
         },
         "class_names": list(CLASS_NAMES),

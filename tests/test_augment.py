@@ -1,50 +1,117 @@
+import keras
 import numpy as np
 import pytest
+from reference_augment import crop_resize as reference_crop_resize
+from reference_augment import draw as reference_draw
 
-from kcifar.augment import augmenter, random_crop_resize
+from kcifar.augment import RandomCropResize, augmentation_layers, crop_resize
 from kcifar.config import Config
+from kcifar.experiments import RUNGS, rung
 
 
 def batch(n=16, seed=0):
     return np.random.default_rng(seed).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
 
 
+def numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def layer_crop_resize(images, params):
+    tensors = [keras.ops.convert_to_tensor(p.astype("float32")) for p in params]
+    return numpy(crop_resize(keras.ops.convert_to_tensor(images.astype("float32")), *tensors))
+
+
+@pytest.mark.parametrize("min_scale, rotation", [(0.75, 0.0), (0.6, 15.0), (0.3, 90.0)])
+def test_same_transforms_give_the_reference_images(min_scale, rotation):
+    # The reference rounds to uint8; the layer keeps the exact float.
+    x = batch(64)
+    params = reference_draw(64, np.random.default_rng(3), min_scale, rotation)
+    ours = layer_crop_resize(x, params)
+    assert np.abs(ours - reference_crop_resize(x, *params)).max() <= 0.5 + 1e-3
+
+
 def test_full_window_without_rotation_is_the_identity():
     x = batch()
-    np.testing.assert_array_equal(random_crop_resize(x, np.random.default_rng(1)), x)
+    params = (np.ones(16), np.zeros(16), np.full(16, 16.0), np.full(16, 16.0))
+    np.testing.assert_allclose(layer_crop_resize(x, params), x, atol=1e-4)
 
 
 @pytest.mark.parametrize("min_scale, rotation", [(0.75, 0.0), (0.6, 15.0), (1.0, 15.0)])
 def test_each_image_of_a_batch_gets_its_own_transform(min_scale, rotation):
-    same = np.repeat(batch(1), 16, axis=0)
-    out = random_crop_resize(same, np.random.default_rng(0), min_scale, rotation)
-    assert out.shape == same.shape and out.dtype == np.uint8
+    same = np.repeat(batch(1), 16, axis=0).astype("float32")
+    out = numpy(RandomCropResize(min_scale, rotation, seed=0)(same, training=True))
+    assert out.shape == same.shape
     assert len({o.tobytes() for o in out}) == 16
 
 
-def test_same_generator_same_result():
-    x = batch()
-    a = random_crop_resize(x, np.random.default_rng(7), 0.6, 15.0)
-    b = random_crop_resize(x, np.random.default_rng(7), 0.6, 15.0)
-    np.testing.assert_array_equal(a, b)
+def test_inference_passes_the_images_through():
+    x = batch().astype("float32")
+    np.testing.assert_array_equal(numpy(RandomCropResize(0.5, 30.0, seed=0)(x)), x)
+    np.testing.assert_array_equal(numpy(RandomCropResize(0.5, 30.0, seed=0)(x, training=False)), x)
+
+
+def test_same_seed_same_draws_and_the_state_moves_on():
+    x = batch().astype("float32")
+    a, b = RandomCropResize(0.6, 15.0, seed=7), RandomCropResize(0.6, 15.0, seed=7)
+    first = numpy(a(x, training=True))
+    np.testing.assert_array_equal(first, numpy(b(x, training=True)))
+    assert not np.array_equal(first, numpy(a(x, training=True)))
+
+
+@pytest.mark.parametrize("min_scale, rotation", [(0.6, 15.0), (0.75, 0.0)])
+def test_drawn_transforms_follow_the_pipelines_distributions(min_scale, rotation):
+    n = 20000
+    scale, angle, cy, cx = (numpy(p) for p in RandomCropResize(min_scale, rotation, seed=1).draw(n, 32))
+    uniform_quartiles = np.array([0.25, 0.5, 0.75])
+
+    def is_uniform(u):  # u should be uniform on [0, 1]
+        return u.min() >= 0 and u.max() <= 1 and np.abs(np.quantile(u, uniform_quartiles) - uniform_quartiles).max() < 0.02
+
+    assert is_uniform((scale - min_scale) / (1 - min_scale))
+    if rotation:
+        assert is_uniform((np.degrees(angle) + rotation) / (2 * rotation))
+    else:
+        assert not angle.any()
+    # Centre uniform over the places that keep the unrotated window inside.
+    half = 16 * scale
+    for c in (cy, cx):
+        assert is_uniform((c - half) / np.maximum(32 - 2 * half, 1e-6))
+    # The four draws are independent of one another.
+    assert abs(np.corrcoef(scale, cy)[0, 1]) < 0.03 and abs(np.corrcoef(cy, cx)[0, 1]) < 0.03
 
 
 def test_crop_magnifies_a_window():
     # On a left-to-right ramp a window of side s spans a fraction s of the range.
-    ramp = np.linspace(0, 248, 32).astype(np.uint8)[None, None, :, None]
-    ramp = np.broadcast_to(ramp, (64, 32, 32, 3)).copy()
-    out = random_crop_resize(ramp, np.random.default_rng(0), min_scale=0.5)
-    spans = (out[:, 16, -1, 0].astype(int) - out[:, 16, 0, 0]) / (int(ramp[0, 16, -1, 0]) - ramp[0, 16, 0, 0])
-    assert spans.min() > 0.45 and spans.max() <= 1.0
+    ramp = np.broadcast_to(np.linspace(0, 248, 32, dtype="float32")[None, None, :, None], (64, 32, 32, 3))
+    out = numpy(RandomCropResize(0.5, seed=0)(ramp, training=True))
+    spans = (out[:, 16, -1, 0] - out[:, 16, 0, 0]) / (ramp[0, 16, -1, 0] - ramp[0, 16, 0, 0])
+    assert spans.min() > 0.45 and spans.max() <= 1.0 + 1e-6
     assert spans.min() < 0.6  # some windows are small: the draw covers [0.5, 1]
 
 
-def test_bad_scale():
-    with pytest.raises(ValueError, match="Received: min_scale=0"):
-        random_crop_resize(batch(), np.random.default_rng(0), min_scale=0)
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_scale": 0.0}, "Received: min_scale=0.0"), ({"min_scale": 1.5}, "Received: min_scale=1.5"),
+    ({"max_rotation": -1.0}, "Received: max_rotation=-1.0"), ({"max_rotation": 180.0}, "Received: max_rotation=180.0"),
+])
+def test_bad_settings(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandomCropResize(**kwargs)
 
 
-def test_augmenter_only_when_the_config_asks():
-    assert augmenter(Config()) is None
-    assert augmenter(Config().replace(flip=True)) is None  # the flip lives in the model
-    assert augmenter(Config().replace(crop_scale=0.8)) is not None
+@pytest.mark.parametrize("changes, names", [
+    ({}, []), ({"flip": True}, ["flip"]), ({"crop_scale": 0.8}, ["crop_resize"]),
+    ({"rotation": 10.0, "flip": True}, ["crop_resize", "flip"]),
+])
+def test_the_block_holds_what_the_config_asks(changes, names):
+    assert [layer.name for layer in augmentation_layers(Config().replace(**changes), None)] == names
+
+
+@pytest.mark.parametrize("name", [n for n in RUNGS if rung(n).CONFIG.augments])
+def test_the_block_computes_in_float32_under_mixed_precision(name):
+    try:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
+        block = augmentation_layers(rung(name).CONFIG, (1, 2))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert block and all(layer.compute_dtype == "float32" for layer in block)

@@ -9,6 +9,7 @@ from kcifar.config import Config
     ("dropout", 1.0), ("dropout", -0.1), ("l2", -1e-4), ("epochs", 0), ("batch_size", 0),
     ("crop_scale", 0.0), ("crop_scale", 1.5), ("lr_decay", 0.0), ("lr_decay", 1.1),
     ("learning_rate", 0.0), ("input_noise", -1.0), ("rotation", 200.0), ("widths", (8, 8)),
+    ("downsample", "conv"), ("bn_momentum", 1.0), ("rotation", -1.0),
 ])
 def test_bad_values_are_refused_with_the_value(field, value):
     with pytest.raises(ValueError, match=f"Received: {field}="):
@@ -29,7 +30,7 @@ def test_frozen_and_json_round_trip():
 
 
 @pytest.mark.parametrize("changes, augments", [
-    ({}, False), ({"flip": True}, False), ({"crop_scale": 0.8}, True), ({"rotation": 10.0}, True),
+    ({}, False), ({"flip": True}, True), ({"crop_scale": 0.8}, True), ({"rotation": 10.0}, True),
 ])
-def test_augments_means_the_pipeline_changes_images(changes, augments):
+def test_augments_means_the_model_has_an_augmentation_block(changes, augments):
     assert Config().replace(**changes).augments is augments

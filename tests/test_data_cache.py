@@ -1,10 +1,16 @@
+import hashlib
+import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import numpy as np
+import pytest
+from helpers import REPO, subprocess_env
 
-from kcifar.data import cache, load
+from kcifar.data import cache, load, load_arrays
 
 
 def test_second_load_comes_from_cache(tiny_dir, monkeypatch):
@@ -65,3 +71,51 @@ def test_key_follows_the_files(tiny_dir, tmp_path):
     k1 = cache.source_key(str(f))
     f.write_bytes(b"12")
     assert cache.source_key(str(f)) != k1
+
+
+# A process that decodes `sys.argv[1]` through the cache when told to go,
+# noting each decode in $DECODES and printing a digest of the arrays it got.
+# Decoding is made to take a second, so the other process asks for the entry
+# while it is being made. The modules named in $BLOCK cannot be imported.
+FILL_CACHE = """
+import os, sys
+for name in filter(None, os.environ["BLOCK"].split(",")):
+    sys.modules[name] = None
+import hashlib, json, time
+from kcifar.data import loader
+
+decode = loader.read_source
+
+def counted(path):
+    with open(os.environ["DECODES"], "a") as f:
+        f.write(f"{os.getpid()}\\n")
+    time.sleep(1.0)
+    return decode(path)
+
+loader.read_source = counted
+open(sys.argv[2], "w").close()
+while not os.path.exists(os.environ["GO"]):
+    time.sleep(0.01)
+arrays, meta = loader.load_arrays(sys.argv[1])
+print(json.dumps({k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in sorted(arrays.items())}))
+"""
+
+
+@pytest.mark.parametrize("block", ["", "fcntl"])  # "fcntl": filelock's fallback, as where the system lacks it
+def test_two_processes_filling_one_entry_decode_it_once(tiny_dir, tmp_path, tmp_path_factory, block):
+    env = dict(subprocess_env(tmp_path_factory), KCIFAR_CACHE=str(tmp_path / "cache"), BLOCK=block,
+               DECODES=str(tmp_path / "decodes"), GO=str(tmp_path / "go"))
+    ready = [tmp_path / f"ready-{i}" for i in range(2)]
+    children = [subprocess.Popen([sys.executable, "-c", FILL_CACHE, tiny_dir, str(r)], env=env, cwd=REPO,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for r in ready]
+    deadline = time.monotonic() + 300
+    while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (tmp_path / "go").touch()  # both ask for the entry at once
+    outputs = [child.communicate(timeout=300) for child in children]
+    for child, (out, err) in zip(children, outputs):
+        assert child.returncode == 0, err[-2000:]
+    assert len((tmp_path / "decodes").read_text().split()) == 1
+    arrays, _ = load_arrays(tiny_dir, use_cache=False)
+    expected = {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in sorted(arrays.items())}
+    assert [json.loads(out) for out, _ in outputs] == [expected, expected]

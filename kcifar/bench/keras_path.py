@@ -1,10 +1,10 @@
 """The project's own training path, timed in three parts.
 
 - "keras_fit": what `kcifar.train.train` runs: `compile_model`, then
-  `model.fit` on `TrainBatches` (with the rung's augmenter) and `EpochSync`.
+  `model.fit` on `TrainBatches` and `EpochSync` (the model augments).
 - "keras_step": the same compiled model and `fit`, on one ready batch given
   again at every step: the train step and the fit loop, without data work.
-- "feed": `TrainBatches` alone (shuffle, gather, augment): the data work
+- "feed": `TrainBatches` alone (shuffle, gather): the data work
   that `fit` waits for on the torch and JAX backends (TensorFlow's tf.data
   runs it in a thread beside the step).
 
@@ -13,7 +13,6 @@ No validation, no progress bar: only training steps are timed.
 
 import keras
 
-from kcifar.augment import augmenter
 from kcifar.bench.timing import clocks, since
 from kcifar.pipeline import EpochSync, TrainBatches
 from kcifar.train import compile_model
@@ -62,7 +61,7 @@ class KerasPath:
 
     def __init__(self, config, data, seed, jit_compile="auto"):
         keras.utils.set_random_seed(seed)  # before building, as kcifar.train does
-        self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed, augmenter(config))
+        self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
         self.model = compile_model(config, data, len(self.batches), seed, jit_compile=jit_compile)
         self.first_batch = self.batches[0]
 

@@ -24,7 +24,6 @@ def unsupported(config):
             ("dropout", config.dropout),
             ("input noise", config.input_noise),
             ("L2 penalty", config.l2),
-            ("flip", config.flip),
             ("augmentation", config.augments),
             ("learning-rate decay", config.lr_decay < 1.0),
         )

@@ -7,12 +7,11 @@ renamed, so a crash never leaves a half-written cache, and a file lock keeps
 parallel tuner workers from decoding the same source twice.
 """
 
-import contextlib
-import fcntl
 import hashlib
 import json
 import os
 
+import filelock
 import numpy as np
 
 FORMAT_VERSION = 1  # bump when the cached layout changes
@@ -65,13 +64,13 @@ def save(key, arrays, meta):
             os.remove(tmp)
 
 
-@contextlib.contextmanager
 def locked(key):
-    """Holds an exclusive lock on one cache entry while it is being made."""
+    """An exclusive lock on one cache entry while it is being made, across
+    processes: a context manager.
+
+    filelock locks with the system's own call (`flock` on Linux and macOS,
+    `msvcrt.locking` on Windows), which the system releases when a process
+    dies, so a killed worker never leaves the entry locked.
+    """
     os.makedirs(cache_dir(), exist_ok=True)
-    with open(os.path.join(cache_dir(), key + ".lock"), "w") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return filelock.FileLock(os.path.join(cache_dir(), key + ".lock"))

@@ -11,8 +11,10 @@ import dataclasses
 import json
 import math
 import os
+import re
 
 from kcifar import files
+from kcifar.data.loader import named_description
 from kcifar.experiments import RUNGS, rung
 from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
 
@@ -30,6 +32,11 @@ DATA_KEYS = ("description", "source", "format", "checksum", "train", "val", "tes
 RUN_MARKERS = ("metrics.json", "settings.json", "history.csv", "checkpoint.npz")
 # Config fields that are not part of what a rung is (epochs has its own column).
 NOT_VARIANT = ("name", "rung", "change", "epochs")
+# Where kcifar.budgets cannot say what a budget trains, these fields belong
+# to the budget (its epochs, and the learning-rate decay rescaled to them).
+BUDGET_FIELDS = ("epochs", "lr_decay")
+FULL = "full"  # the budget of runs that record none: each rung's own schedule
+BUDGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
 class Skipped(Exception):
@@ -46,15 +53,28 @@ class Run:
     settings: dict = None
 
     @property
+    def budget(self):
+        """The training budget the run was made with (older runs: "full")."""
+        return self.metrics.get("budget") or FULL
+
+    @property
+    def code(self):
+        """{"commit", "dirty"} of the code that ran, or None where not recorded."""
+        code = self.metrics.get("code")
+        return code if isinstance(code, dict) else None
+
+    @property
     def variant(self):
-        """(field, value) pairs where the run's config differs from its rung's."""
+        """(field, value) pairs where the run's config differs from the one
+        its rung trains under its budget."""
         if not self.settings or self.metrics["name"] not in RUNGS:
             return ()
-        default = rung(self.metrics["name"]).CONFIG.to_dict()
+        default, ignored = budget_config(rung(self.metrics["name"]).CONFIG, self.budget)
+        default = default.to_dict()
         config = self.settings.get("config", {})
         return tuple(
             (k, config[k]) for k in sorted(config)
-            if k not in NOT_VARIANT and k in default and _canonical(config[k]) != _canonical(default[k])
+            if k not in NOT_VARIANT + ignored and k in default and _canonical(config[k]) != _canonical(default[k])
         )
 
     @property
@@ -69,7 +89,7 @@ class Run:
         m = self.metrics
         # The rung's own config first, then its variants.
         variant = (len(self.variant), _canonical(self.variant))
-        return (m["rung"], m["name"], variant, m["epochs"], m["batch_size"]) + self.series
+        return (budget_order(self.budget), m["rung"], m["name"], variant, m["epochs"], m["batch_size"]) + self.series
 
     @property
     def sort_key(self):
@@ -80,15 +100,45 @@ def _canonical(value):
     return json.dumps(value, sort_keys=True)
 
 
+def budget_order(budget):
+    """Sorts the full budget first, then the others by name."""
+    return (budget != FULL, budget)
+
+
+def budget_config(config, budget):
+    """The config `budget` trains for a rung's `config`, and the fields left
+    out of the comparison because kcifar.budgets could not say."""
+    if budget == FULL:
+        return config, ()
+    try:
+        from kcifar.budgets import apply
+
+        return apply(config, budget), ()
+    except (ImportError, ValueError):  # no kcifar.budgets, or a budget it does not know
+        return config, BUDGET_FIELDS
+
+
+def code_text(code):
+    """The code version of a run: "1a2b3c4", "1a2b3c4 + uncommitted changes" or "unknown"."""
+    if not code or not isinstance(code.get("commit"), str):
+        return "unknown"
+    return code["commit"][:7] + (" + uncommitted changes" if code.get("dirty") else "")
+
+
+def data_name(data):
+    """The file or folder name of a run's data (older runs recorded a path)."""
+    return os.path.basename(data["source"].rstrip("/")) or data["source"]
+
+
 def data_key(data):
-    return (data["checksum"], data["train"], data["val"], data["test"], data["description"])
+    return (data["checksum"], data["train"], data["val"], data["test"], named_description(data["description"]))
 
 
 def data_label(data):
     """A short line naming a run's data: the file, its checksum, the split sizes."""
     # The loader's description says when the pixels are a lossy JPEG copy.
     lossy = ", JPEG mirror" if "JPEG mirror" in data["description"] else ""
-    return (f"{os.path.basename(data['source'].rstrip('/')) or data['source']} ({data['format']}{lossy}, "
+    return (f"{data_name(data)} ({data['format']}{lossy}, "
             f"sha256:{data['checksum'][:8]}): {data['train']} train / {data['val']} val / "
             f"{data['test']} test images")
 
@@ -131,6 +181,8 @@ def load_run(path):
     wrong = [k for k in NUMBERS if isinstance(metrics[k], bool) or not isinstance(metrics[k], (int, float))]
     if wrong:
         raise Skipped(f"metrics.json has no number for {', '.join(wrong)}")
+    if "budget" in metrics and not (isinstance(metrics["budget"], str) and BUDGET_NAME.fullmatch(metrics["budget"])):
+        raise Skipped(f"metrics.json has budget {metrics['budget']!r}, not a budget name")
     history = read_history(os.path.join(path, "history.csv"))
     if len(history) != metrics["epochs"]:
         raise Skipped(f"history.csv has {len(history)} epochs but metrics.json says {metrics['epochs']}")
@@ -216,6 +268,10 @@ class Group:
         return math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
     @property
+    def budget(self):
+        return self.runs[0].budget
+
+    @property
     def lecture(self):
         return lecture_of(self.first["rung"])
 
@@ -236,6 +292,15 @@ def group_runs(runs):
     for run in runs:
         groups.setdefault(run.group, []).append(run)
     return [Group(tuple(members)) for members in groups.values()]
+
+
+def by_budget(groups):
+    """{budget: its groups, in order}, the full budget first and always there
+    (the lecture's figures belong to it), then the others that have runs."""
+    found = {FULL: []}
+    for group in groups:
+        found.setdefault(group.budget, []).append(group)
+    return {b: found[b] for b in sorted(found, key=budget_order)}
 
 
 def load_tuner(folder):

@@ -69,6 +69,8 @@ def parser():
     p.add_argument("--overwrite", action="store_true",
                    help="delete the project folder and start afresh (nothing is deleted without it)")
     p.add_argument("--quiet", action="store_true", help="no per-trial tables and per-epoch lines")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs (per-epoch scalars) to DIR/<project>/trial_<id>; needs TensorFlow")
     d = p.add_argument_group("distributed search (keras-tuner's chief and workers over gRPC)")
     role = d.add_mutually_exclusive_group()
     role.add_argument("--chief", action="store_true",
@@ -165,10 +167,11 @@ def run(args):
     if args.chief:
         distributed.check_port_free(host, port)  # before the slow imports
 
-    from kcifar.cli import UsageError as CliUsageError, check_backend
+    from kcifar.cli import UsageError as CliUsageError, check_backend, check_tensorboard
 
     try:
         check_backend()
+        check_tensorboard(args.tensorboard)
     except CliUsageError as e:
         raise UsageError(str(e))
     import keras
@@ -230,6 +233,7 @@ def run(args):
             oracle, RungHyperModel(config, data, space), seed=args.seed, precision=args.precision,
             verbose=0 if args.quiet else 2, on_trial_end=None if args.worker else write_summary,
             directory=args.out, project_name=name,
+            tensorboard=args.tensorboard and os.path.join(args.tensorboard, name),
         )
     except (RuntimeError, KeyError, ValueError) as e:
         raise project.SearchError(f"cannot reload {project_dir} ({str(e).splitlines()[0]}); "

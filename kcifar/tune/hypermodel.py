@@ -10,7 +10,6 @@ import math
 
 import keras_tuner
 
-from kcifar.augment import augmenter
 from kcifar.pipeline import EpochSync, TrainBatches
 from kcifar.train import compile_model
 
@@ -49,10 +48,10 @@ class RungHyperModel(keras_tuner.HyperModel):
         return compile_model(self.config_for(hp), self.data, self.steps_per_epoch, seed)
 
     def fit(self, hp, model, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=0):
-        """Trains on shuffled, augmented batches keyed by (seed, epoch) and
-        validates on the split carved from the training set."""
+        """Trains on shuffled batches keyed by (seed, epoch), augmented by the
+        model, and validates on the split carved from the training set."""
         config = self.config_for(hp)
-        batches = TrainBatches(self.data.x_train, self.data.y_train, config.batch_size, seed, augmenter(config))
+        batches = TrainBatches(self.data.x_train, self.data.y_train, config.batch_size, seed)
         batches.epoch = initial_epoch  # Keras may peek at a batch before the first epoch begins
         return model.fit(
             batches,

@@ -16,6 +16,8 @@ import keras
 import keras_tuner
 
 from kcifar import files, runtime
+from kcifar import tensorboard as tensorboard_logs
+from kcifar.memory import resident_mb
 from kcifar.train import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
 
@@ -27,18 +29,6 @@ def derived_seed(seed, *keys):
     """
     digest = hashlib.sha256("/".join(map(str, (seed, *keys))).encode()).digest()
     return 1 + int.from_bytes(digest[:8], "big") % (2**31 - 2)
-
-
-def resident_mb():
-    """This process's resident memory in MiB (Linux), or None."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
 
 
 class _AtomicOracle:
@@ -145,15 +135,18 @@ class RungTuner(keras_tuner.Tuner):
         precision: Keras dtype policy of every trial.
         verbose: Keras's fit verbosity.
         on_trial_end: optional fn() called after each trial (the summary).
+        tensorboard: a folder for TensorBoard's event files, one subfolder
+            per trial named like its trial folder; None for none.
         **kwargs: `keras_tuner.Tuner` arguments (directory, project_name).
     """
 
     def __init__(self, oracle, hypermodel, *, seed=0, precision="float32", verbose=0,
-                 on_trial_end=None, **kwargs):
+                 on_trial_end=None, tensorboard=None, **kwargs):
         # Never let keras-tuner delete: --overwrite is handled by kcifar.tune.project.prepare.
         super().__init__(oracle, hypermodel, overwrite=False, **kwargs)
         self.seed, self.precision, self.verbose = seed, precision, verbose
         self.trial_end_hook = on_trial_end
+        self.tensorboard_dir = tensorboard
         self._asks = 0
 
     def save(self):
@@ -225,7 +218,8 @@ class RungTuner(keras_tuner.Tuner):
             try:
                 self.hypermodel.fit(
                     hp, model, seed=seed, initial_epoch=first + len(history), epochs=last,
-                    callbacks=[Recorder(trial_dir, history), _SaveBestWeights(best_path, best)],
+                    callbacks=[Recorder(trial_dir, history), _SaveBestWeights(best_path, best),
+                               *tensorboard_logs.callbacks_for(self.tensorboard_dir, trial_dir)],
                     verbose=self.verbose,
                 )
             except RunError as e:  # a NaN loss: this trial's values are bad, not the search
