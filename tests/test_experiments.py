@@ -1,9 +1,13 @@
 import dataclasses
+import hashlib
+import os
 import subprocess
 import sys
 
+import keras
 import pytest
 
+from kcifar import files
 from kcifar.experiments import RUNGS, rung
 from kcifar.experiments.__main__ import main, rung_range
 
@@ -44,12 +48,31 @@ def test_bad_range(spec, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def run_files(run_dir):
+    """{file name: (sha256 of its bytes, modification time)} of a run folder."""
+    return {name: (hashlib.sha256((run_dir / name).read_bytes()).hexdigest(), (run_dir / name).stat().st_mtime_ns)
+            for name in sorted(os.listdir(run_dir))}
+
+
 def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
-    command = [sys.executable, "-m", "kcifar.experiments", "--run", "baseline..trick1", "--data", tiny_dir,
+    names = ("baseline", "trick1")
+    command = [sys.executable, "-m", "kcifar.experiments", "--run", "..".join(names), "--data", tiny_dir,
                "--epochs", "1", "--batch-size", "108", "--out", str(tmp_path), "--quiet"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]
     assert first.stdout.index("=== baseline") < first.stdout.index("=== trick1")
+    run_dirs = [tmp_path / f"{name}-{keras.backend.backend()}-seed0" for name in names]
+    for name, run_dir in zip(names, run_dirs):
+        assert files.read_json(run_dir / "metrics.json")["name"] == name
+    finished = {run_dir: run_files(run_dir) for run_dir in run_dirs}
+    assert all({"metrics.json", "model.keras"} <= set(found) for found in finished.values())
+
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert again.returncode == 0 and "skipped: complete" in again.stdout
-    assert "Epoch" not in again.stdout
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {run_dir: run_files(run_dir) for run_dir in run_dirs} == finished  # not a byte, not a time
+    # Each rung's header and its one skip line, nothing else: no run handed
+    # to train() again, which would print its summary.
+    assert again.stdout.splitlines() == [
+        line for name, run_dir in zip(names, run_dirs)
+        for line in (f"=== {name}: {rung(name).CONFIG.change}", f"{name}: skipped: complete run in {run_dir}")
+    ]
