@@ -13,10 +13,13 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_ARCHIVE = os.path.join(REPO, "..", "shared", "data", "cifar10-jpg.tar.xz")
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 DATA = {
-    "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
-    "source": "/data/cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
+    "description": "image-folder at cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
+    "source": "cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
     "train": 900, "val": 100, "test": 100, "notes": ["training on a stratified subset of 900 images"],
 }
+# The same data as runs recorded it before sources were named by file name.
+OLD_DATA = {**DATA, "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), "
+                                   "sha256:0123456789abcdef", "source": "/data/cifar10-jpg.tar.xz"}
 
 
 def tiny_arrays(per_class_train=12, per_class_test=4, seed=0):
@@ -87,16 +90,24 @@ def folder_contents(folder):
 
 
 def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
-              train_accuracy=0.75, config_changes=None, folder=None):
+              train_accuracy=0.75, config_changes=None, folder=None, budget=None, code=None, data=None):
     """Writes a finished run folder as kcifar.train.train() would, with
     made-up numbers: 100 test images, 10 per class, `test_accuracy` a
-    multiple of 0.1 so that the confusion matrix holds it exactly."""
+    multiple of 0.1 so that the confusion matrix holds it exactly.
+
+    Args:
+        budget: recorded as the run's budget, and in the folder name unless
+            "full"; None writes a run of before budgets (no budget field).
+        code: the {"commit", "dirty"} recorded; None records none.
+        data: the metrics' data dict (default DATA).
+    """
     from kcifar import files
     from kcifar.experiments import rung
     from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
 
     config = rung(name).CONFIG.replace(epochs=epochs, **(config_changes or {}))
-    run_dir = os.path.join(root, folder or f"{name}-{backend}-seed{seed}")
+    budget_part = "" if budget in (None, "full") else f"-{budget}"
+    run_dir = os.path.join(root, folder or f"{name}{budget_part}-{backend}-seed{seed}")
     os.makedirs(run_dir)
     right = round(10 * test_accuracy)
     confusion = [[right if i == j else (10 - right if j == (i + 1) % 10 else 0) for j in range(10)]
@@ -114,10 +125,14 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
         "train_accuracy": train_accuracy, "val_accuracy": history[-1]["val_accuracy"], "val_loss": 2.2 / epochs,
         "gap": train_accuracy - right / 10, "train_seconds": 1.5 * epochs, "wall_seconds": 2.0 * epochs + 0.5,
         "images_per_second": 600.0, "backend": backend, "backend_version": "1.2.3", "keras_version": "3.15.1",
-        "device": "cpu: x86_64 x2", "python": "3.11.7", "data": DATA, "class_names": list(CLASSES),
+        "device": "cpu: x86_64 x2", "python": "3.11.7", "data": data or DATA, "class_names": list(CLASSES),
     }
     settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
-                "data": {"description": DATA["description"], "train": DATA["train"], "val": DATA["val"]}}
+                "data": {"source": DATA["source"], "checksum": DATA["checksum"], "train": DATA["train"],
+                         "val": DATA["val"]}}
+    for key, value in (("budget", budget), ("code", code)):
+        if value is not None:
+            metrics[key] = settings[key] = value
     files.write_json(os.path.join(run_dir, "settings.json"), settings)
     files.write_csv(os.path.join(run_dir, "history.csv"), history, HISTORY_COLUMNS)
     files.write_json(os.path.join(run_dir, "metrics.json"), metrics)

@@ -1,13 +1,15 @@
 """python -m kcifar.report: figures and page from run folders, skips, reruns."""
 
+import glob
 import os
+import shutil
 
 import pytest
 from PIL import Image
 from helpers import folder_contents, write_run, write_summary
 
 from kcifar.report import figures
-from kcifar.report.__main__ import main
+from kcifar.report.__main__ import MANIFEST, beside, main
 
 
 @pytest.fixture
@@ -30,21 +32,86 @@ def test_default_report_is_made_skips_the_broken_and_repeats_byte_for_byte(proje
         f"kcifar.report: skipped {os.path.join('experiments', 'trick2-jax-seed0')}: no metrics.json: the run "
         "is incomplete (still training or interrupted; finish it with --resume)"]
     made = folder_contents("experiments/figures")
-    assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "ladder.png",
-                            "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
+    assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "epochs.png",
+                            "ladder.png", "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
     for name in made:
         with Image.open(os.path.join("experiments/figures", name)) as image:
-            assert image.size == figures.pixels(name.rsplit("-", 1)[-1].removesuffix(".png"))
+            kind = name.rsplit("-", 1)[-1].removesuffix(".png")
+            assert image.size == figures.pixels(kind)
     page = (project / "experiments" / "README.md").read_text()
     assert "| 0 baseline |" in page and "| 1 trick1 |" in page and "### trick4-random" in page
     assert "](quick/trick1-torch-seed0/)" in page
+    listed = (project / "experiments" / MANIFEST).read_text().splitlines()
+    assert [line for line in listed if not line.startswith("#")] == ["README.md"] + [
+        f"figures/{name}" for name in sorted(made)]
 
-    # Again: the same bytes; figures of runs since removed go, other files stay.
+    # Again: the same bytes, and files the report did not write stay, even of its names' shapes.
     before = folder_contents("experiments")
-    for name in ("gone-seed0-curves.png", "gone-seed0-classes.png", "my-diagram.png"):
-        (project / "experiments" / "figures" / name).write_bytes(b"old")
+    for name in ("gone-seed0-curves.png", "my-diagram.png"):
+        (project / "experiments" / "figures" / name).write_bytes(b"mine")
     assert main([]) == 0
-    assert folder_contents("experiments") == {**before, os.path.join("figures", "my-diagram.png"): b"old"}
+    assert folder_contents("experiments") == {
+        **before, **{os.path.join("figures", n): b"mine" for n in ("gone-seed0-curves.png", "my-diagram.png")}}
+
+
+def test_files_it_wrote_and_no_longer_writes_are_deleted_and_nothing_else(project):
+    assert main([]) == 0
+    shutil.rmtree("experiments/quick")
+    (project / "experiments" / "figures" / "my-diagram.png").write_bytes(b"mine")
+    (project / "outside.txt").write_text("mine")
+    with open(os.path.join("experiments", MANIFEST), "a") as f:  # a list edited by hand
+        f.write("../outside.txt\n" + str(project / "outside.txt") + "\n")
+    assert main([]) == 0
+    assert sorted(os.listdir("experiments/figures")) == [
+        "baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "epochs.png", "ladder.png",
+        "my-diagram.png"]
+    assert (project / "outside.txt").read_text() == "mine"
+
+
+def test_named_runs_report_beside_them_and_leave_experiments_alone(project, capsys):
+    main([])
+    capsys.readouterr()
+    committed = folder_contents("experiments")
+    write_run("runs", name="trick3")
+    write_run("runs", name="trick4", budget="small")
+    for _ in range(2):  # the second time runs/* names runs/report too
+        assert main(sorted(glob.glob("runs/*"))) == 0
+        out, err = capsys.readouterr()
+        assert err == "" and f"wrote {os.path.join('runs', 'report', 'README.md')}" in out
+    assert folder_contents("experiments") == committed
+    assert sorted(os.listdir("runs/report/figures")) == [
+        "epochs-small.png", "epochs.png", "ladder-small.png", "ladder.png", "trick3-jax-seed0-classes.png",
+        "trick3-jax-seed0-curves.png", "trick4-small-jax-seed0-classes.png", "trick4-small-jax-seed0-curves.png"]
+    page = (project / "runs" / "report" / "README.md").read_text()
+    assert "](../trick3-jax-seed0/)" in page and "## The ladder: small budget" in page
+    # One run folder named alone: the report goes in the folder beside it.
+    assert main(["runs/trick3-jax-seed0"]) == 0
+    assert "| 3 trick3 |" in (project / "runs" / "report" / "README.md").read_text()
+
+
+@pytest.mark.parametrize("paths, out", [
+    (["runs/a-seed0", "runs/b-seed0"], "runs/report"), (["runs"], "runs/report"), (["runs/a-seed0"], "runs/report"),
+    (["runs/deep", "runs/a-seed0"], "runs/report"), (["missing"], "report"),
+])
+def test_beside_is_the_folder_that_holds_the_runs(tmp_path, monkeypatch, paths, out):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("runs/a-seed0", "runs/b-seed0", "runs/deep/c/d-seed0"):
+        os.makedirs(folder)
+        (tmp_path / folder / "metrics.json").write_text("{}")
+    assert beside(paths) == out
+
+
+def test_a_readme_the_report_did_not_write_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_run("runs", name="trick1")
+    os.makedirs("notes")
+    (tmp_path / "notes" / "README.md").write_text("# My notes\n")
+    assert main(["runs", "--out", "notes"]) == 2
+    assert capsys.readouterr().err == (
+        f"kcifar.report: error: {os.path.join('notes', 'README.md')} was not written by kcifar.report; "
+        "name another --out\n")
+    assert (tmp_path / "notes" / "README.md").read_text() == "# My notes\n"
+    assert os.listdir("notes") == ["README.md"]
 
 
 def test_named_runs_and_out(project, capsys):
@@ -52,7 +119,7 @@ def test_named_runs_and_out(project, capsys):
     err = capsys.readouterr().err
     assert "skipped missing-folder: no such folder" in err
     assert sorted(os.listdir("elsewhere/figures")) == [
-        "ladder.png", "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
+        "epochs.png", "ladder.png", "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
     page = (project / "elsewhere" / "README.md").read_text()
     assert "| 1 trick1 |" in page and "baseline" not in page.split("## Skipped")[0].split("## Runs")[1]
     assert "tuner" not in page  # named runs: no search unless --tuner names one

@@ -5,7 +5,7 @@ import os
 import statistics
 
 import pytest
-from helpers import DATA, write_run, write_summary
+from helpers import DATA, OLD_DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.experiments import rung
@@ -157,3 +157,96 @@ def test_data_label_names_file_checksum_and_sizes():
     assert runs.data_label(DATA) == (
         "cifar10-jpg.tar.xz (image-folder, JPEG mirror, sha256:01234567): 900 train / 100 val / 100 test images")
     assert runs.lecture_of(0) == rung("baseline").LECTURE and runs.lecture_of(42) is None
+
+
+def test_budget_is_read_and_older_runs_are_full(tmp_path):
+    assert runs.load_run(write_run(tmp_path, name="trick1")).budget == "full"
+    small = runs.load_run(write_run(tmp_path, name="trick1", budget="small"))
+    assert small.budget == "small" and os.path.basename(small.path) == "trick1-small-jax-seed0"
+
+
+@pytest.mark.parametrize("budget", [3, "", "../up", None])
+def test_a_budget_that_is_no_name_is_skipped(tmp_path, budget):
+    run_dir = write_run(tmp_path)
+    _rewrite_json(os.path.join(run_dir, "metrics.json"), lambda m: m.update(budget=budget))
+    with pytest.raises(runs.Skipped, match="not a budget name"):
+        runs.load_run(run_dir)
+
+
+def _fake_budgets(monkeypatch, epochs=4):
+    """A kcifar.budgets whose "small" budget trains `epochs` epochs with the decay rescaled."""
+    import sys
+    import types
+
+    def apply(config, name):
+        if name != "small":
+            raise ValueError(f"budget must be one of full, small. Received: budget={name!r}")
+        return config.replace(epochs=epochs, lr_decay=config.lr_decay ** (config.epochs / epochs))
+
+    monkeypatch.setitem(sys.modules, "kcifar.budgets", types.SimpleNamespace(apply=apply))
+
+
+def test_the_budgets_decay_is_no_changed_config_but_other_changes_are(tmp_path, monkeypatch):
+    _fake_budgets(monkeypatch)
+    decay = 0.95 ** (50 / 4)  # what the budget trains rung 6 with
+    plain = runs.load_run(write_run(tmp_path / "a", name="trick6", epochs=4, budget="small",
+                                    config_changes={"lr_decay": decay}))
+    assert plain.variant == ()
+    changed = runs.load_run(write_run(tmp_path / "b", name="trick6", epochs=4, budget="small",
+                                      config_changes={"lr_decay": 0.9, "dropout": 0.4}))
+    assert changed.variant == (("dropout", 0.4), ("lr_decay", 0.9))
+    # In the full budget the rung's own decay is the reference.
+    full = runs.load_run(write_run(tmp_path / "c", name="trick6", epochs=4, config_changes={"lr_decay": decay}))
+    assert full.variant == (("lr_decay", decay),)
+
+
+def test_without_kcifar_budgets_the_decay_of_a_smaller_budget_is_not_compared(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kcifar.budgets", None)  # importing it fails
+    run = runs.load_run(write_run(tmp_path, name="trick6", epochs=4, budget="small",
+                                  config_changes={"lr_decay": 0.5, "l2": 2e-4}))
+    assert run.variant == (("l2", 2e-4),)
+    _fake_budgets(monkeypatch)  # a budget kcifar.budgets does not know: compared the same way
+    run = runs.load_run(write_run(tmp_path / "b", name="trick6", epochs=4, budget="tiny",
+                                  config_changes={"lr_decay": 0.5}))
+    assert run.variant == ()
+
+
+def test_budgets_are_grouped_apart_full_first(tmp_path):
+    write_run(tmp_path / "s", name="baseline", budget="small")
+    write_run(tmp_path / "t", name="baseline", budget="tiny")
+    write_run(tmp_path / "f", name="trick2", budget="full")
+    write_run(tmp_path / "o", name="baseline")  # before budgets: full
+    found, _ = runs.collect([str(tmp_path)])
+    split = runs.by_budget(runs.group_runs(found))
+    assert list(split) == ["full", "small", "tiny"]
+    assert [g.first["name"] for g in split["full"]] == ["baseline", "trick2"]
+    assert [len(g.runs) for g in split["small"]] == [1]
+    assert list(runs.by_budget([])) == ["full"] and runs.by_budget([])["full"] == []
+
+
+@pytest.mark.parametrize("code, text", [
+    ({"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False}, "0123456"),
+    ({"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True}, "0123456 + uncommitted changes"),
+    ({"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": None}, "0123456"),
+    ({"commit": None, "dirty": None}, "unknown"),
+    (None, "unknown"),
+])
+def test_code_text(code, text):
+    assert runs.code_text(code) == text
+
+
+def test_runs_that_recorded_the_data_by_its_path_share_the_data_of_those_that_name_it(tmp_path):
+    write_run(tmp_path, name="baseline", seed=0, data=OLD_DATA)
+    write_run(tmp_path, name="baseline", seed=1)
+    found, _ = runs.collect([str(tmp_path)])
+    (group,) = runs.group_runs(found)
+    assert group.values("seed") == [0, 1]
+    assert runs.data_label(OLD_DATA) == runs.data_label(DATA)
+
+
+@pytest.mark.parametrize("kind, budget, name", [
+    ("ladder", "full", "ladder.png"), ("epochs", "full", "epochs.png"), ("ladder", "small", "ladder-small.png")])
+def test_budget_figure(kind, budget, name):
+    assert runs.budget_figure(kind, budget) == name

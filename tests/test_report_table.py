@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from helpers import DATA, write_run, write_summary
+from helpers import DATA, OLD_DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.report import runs, table
@@ -78,7 +78,8 @@ def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
     text = table.page(runs.group_runs(found), names, [("experiments/half", "no metrics.json")],
                       [("trick4-random", search, summary)], str(out))
 
-    assert "![Test accuracy per rung" in text and "(figures/ladder.png)" in text
+    assert "## The ladder: full budget\n" in text and "(figures/ladder.png)" in text
+    assert "(figures/epochs.png)" in text and "small budget" not in text
     for name in ("baseline-jax-seed0", "baseline-jax-seed1"):
         assert f"### {name}\n" in text
         assert f"(figures/{name}-curves.png)" in text and f"(figures/{name}-classes.png)" in text
@@ -91,5 +92,38 @@ def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
 
 def test_page_without_runs(tmp_path):
     text = table.page([], {}, [], [], str(tmp_path))
+    assert text.startswith(table.GENERATED_HEADER)
     assert "No finished runs yet." in text and "(figures/ladder.png)" in text
-    assert "## Runs" not in text and "## Skipped" not in text
+    assert "## Runs" not in text and "## Skipped" not in text and "epochs.png" not in text
+
+
+def test_page_has_a_table_and_charts_per_budget_and_each_runs_code(tmp_path):
+    out = tmp_path / "experiments"
+    commit = "89abcdef0123456789abcdef0123456789abcdef"
+    write_run(out / "small", name="baseline", epochs=4, budget="small", code={"commit": commit, "dirty": True})
+    write_run(out / "small", name="trick1", epochs=4, budget="small", code={"commit": commit, "dirty": False})
+    write_run(out, name="baseline", epochs=2, data=OLD_DATA)  # before budgets and code versions
+    found, _ = runs.collect([str(out)])
+    names = runs.short_names([r.path for r in found])
+    text = table.page(runs.group_runs(found), names, [], [], str(out))
+
+    full, small = text.split("## The ladder: full budget\n")[1].split("## The ladder: small budget\n")
+    small, rest = small.split("Columns:\n")
+    assert "(figures/ladder.png)" in full and "(figures/epochs.png)" in full
+    assert "(figures/ladder-small.png)" in small and "(figures/epochs-small.png)" in small
+    assert "`small` budget (4 epochs)" in small and "not counted as a changed config" in small
+    assert [row[0] for row in rows_of(full)] == ["0 baseline"] and rows_of(full)[0][2] == "~78%"
+    assert [(row[0], row[2]) for row in rows_of(small)] == [("0 baseline", "-"), ("1 trick1", "-")]
+    # One data set: the old run's path is shown by its file name, as the new runs name it.
+    assert f"1. `{DATA['description']}`" in rest and "/data/" not in text
+    assert "Folder [baseline-jax-seed0](baseline-jax-seed0/): full budget, code unknown," in rest
+    assert ("Folder [small/baseline-small-jax-seed0](small/baseline-small-jax-seed0/): small budget, "
+            "code 89abcde + uncommitted changes,") in rest
+    assert "small budget, code 89abcde, float32" in rest
+
+
+def test_search_data_is_shown_by_file_name(tmp_path):
+    search = write_summary(str(tmp_path / "s"))
+    summary = {**runs.load_tuner(search), "data": OLD_DATA["description"]}
+    text = table.page([], {}, [], [("s", search, summary)], str(tmp_path))
+    assert f"data: {DATA['description']}." in text

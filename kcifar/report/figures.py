@@ -3,28 +3,42 @@
 Each figure has a fixed size (`SIZES` inches at `DPI`) and is drawn with
 matplotlib's default style whatever the user's matplotlibrc says, and saved
 without matplotlib's version in the file, so the same results files give the
-same PNG bytes. Files are written whole (tmp + rename).
+same PNG bytes. Files are written whole (tmp + rename). Every function
+returns the Figure it drew, so that what is drawn can be checked.
 """
 
 import contextlib
+import math
 
 import matplotlib
 import matplotlib.style
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import FormatStrFormatter
 
 from kcifar import files
 from kcifar.experiments import RUNGS
-from kcifar.report.runs import data_label, lecture_of, lecture_text
+from kcifar.report.runs import FULL, data_label, lecture_of, lecture_text
 
 DPI = 100
-SIZES = {"ladder": (12, 7.5), "curves": (15, 4.8), "classes": (14, 6.2)}
+SIZES = {"ladder": (13, 7.5), "epochs": (16, 6), "curves": (15, 4.8), "classes": (14, 6.2)}
 LECTURE_BAR = dict(facecolor="0.88", edgecolor="0.35", hatch="///", linewidth=0.8)
 VARIANT_HATCH = ".."
+GAP_ALPHA = 0.3
+GAP_BAR = dict(edgecolor="0.25", hatch="\\\\\\\\", linewidth=0)  # leaning the other way from the lecture's
+# One colour and one marker per rung: Paul Tol's "muted" scheme (nine colours
+# that readers with the common colour-vision deficiencies tell apart) and
+# black; the markers tell rungs apart where colours alone would not.
+RUNG_COLOURS = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933",
+                "#DDCC77", "#CC6677", "#882255", "#AA4499", "#000000")
+RUNG_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*")
+# Bars of one backend, device, precision and data set share a colour: the
+# Okabe-Ito colours, made for colour-blind readers.
+SERIES_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
+SERIES_LINES = ("-", "--", ":", "-.")
 
 
 def pixels(kind):
@@ -46,12 +60,30 @@ def _figure(kind, path):
             fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
 
 
+def epoch_ticks(first, last):
+    """Whole-epoch ticks from `first` to `last`: every epoch up to 13, else
+    multiples of 2, 5, 10, ..., and the first epoch where it has room."""
+    step = next(s for s in (1, 2, 5, 10, 20, 25, 50, 100, 200, 500, 1000, 10**9) if (last - first) / s <= 12)
+    ticks = list(range(math.ceil(first / step) * step, last + 1, step))
+    if not ticks or ticks[0] - first > step / 2:
+        ticks.insert(0, first)
+    return ticks
+
+
+def _epoch_axis(ax, epochs):
+    ax.set_xticks(epoch_ticks(min(epochs), max(epochs)))
+    ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+    ax.set_xlabel("epoch")
+
+
 def run_title(run):
     m = run.metrics
+    budget = "" if run.budget == FULL else f", {run.budget} budget"
     return (
         f"{m['name']} (rung {m['rung']}): {m['change']}\n"
         f"{m['backend']} {m['backend_version']}, {m['device']}, {m['precision']}, seed {m['seed']}, "
-        f"{m['epochs']} epochs, batch {m['batch_size']}; data: {data_label(m['data'])}"
+        f"{m['epochs']} epoch{'s' * (m['epochs'] != 1)}{budget}, batch {m['batch_size']}; "
+        f"data: {data_label(m['data'])}"
     )
 
 
@@ -66,21 +98,22 @@ def curves(run, path):
         acc.plot(epochs, 100 * column["val_accuracy"], "s-", ms=3, label="validation")
         acc.plot(epochs[-1], 100 * m["test_accuracy"], "*", ms=13, color="C3",
                  label=f"test, after the last epoch: {m['test_accuracy']:.2%}")
-        acc.set(title="Accuracy", xlabel="epoch", ylabel="accuracy (%)")
+        acc.set(title="Accuracy", ylabel="accuracy (%)")
         loss.plot(epochs, column["loss"], "o-", ms=3, label="training (running, with regularization)")
         loss.plot(epochs, column["val_loss"], "s-", ms=3, label="validation")
         loss.plot(epochs[-1], m["test_loss"], "*", ms=13, color="C3", label=f"test: {m['test_loss']:.3f}")
-        loss.set(title="Loss", xlabel="epoch", ylabel="cross-entropy (nats)")
+        loss.set(title="Loss", ylabel="cross-entropy (nats)")
         lr.plot(epochs, column["learning_rate"], "o-", ms=3, color="C2")
-        lr.set(title="Learning rate (Adam, during each epoch)", xlabel="epoch", ylabel="learning rate",
+        lr.set(title="Learning rate (Adam, during each epoch)", ylabel="learning rate",
                ylim=(0, 1.15 * column["learning_rate"].max()))
         lr.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))
         for ax in (acc, loss, lr):
-            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            _epoch_axis(ax, epochs)
             ax.grid(alpha=0.3)
         acc.legend(fontsize=8)
         loss.legend(fontsize=8)
         fig.suptitle(run_title(run), fontsize=10)
+    return fig
 
 
 def classes(run, path):
@@ -114,70 +147,93 @@ def classes(run, path):
         matrix.set_yticklabels(names)
         fig.colorbar(image, ax=matrix, label="test images", shrink=0.8)
         fig.suptitle(run_title(run), fontsize=10)
+    return fig
 
 
-def ladder(groups, path):
-    """Test accuracy per rung beside the lecture's figure, training accuracy
-    and the gap; groups of one rung side by side, mean and spread over seeds."""
-    numbers = sorted(set(range(len(RUNGS))) | {g.first["rung"] for g in groups})
+def _series(groups):
+    """The series of `groups` in order, and the data sets they use."""
     series = sorted({g.runs[0].series for g in groups})
-    colour = {s: f"C{i % 10}" for i, s in enumerate(series)}
-    datasets = {g.runs[0].series[3]: g.first["data"] for g in groups}
+    return series, {s[3]: g.first["data"] for g in groups for s in [g.runs[0].series]}
+
+
+def _budget_line(groups, budget):
+    """The title's second line: the budget, its epochs and the data."""
+    series, datasets = _series(groups)
+    counts = sorted({g.first["epochs"] for g in groups})
+    line = f"{budget} budget"
+    if counts:
+        line += f", {'/'.join(map(str, counts))} epoch{'s' * (counts != [1])}"
+    if len(datasets) == 1:
+        line += f"; data: {data_label(*datasets.values())}"
+    return line
+
+
+def ladder(groups, path, budget=FULL):
+    """Test and training accuracy per rung, the gap between them shaded, and
+    the lecture's figure beside each rung where `budget` is the full one (the
+    lecture reports full training only). Groups of one rung side by side;
+    mean and spread over seeds."""
+    lecture_shown = budget == FULL
+    numbers = sorted(set(range(len(RUNGS))) | {g.first["rung"] for g in groups})
+    series, datasets = _series(groups)
+    colour = {s: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, s in enumerate(series)}
     by_rung = {n: [g for g in groups if g.first["rung"] == n] for n in numbers}
-    width = 0.84 / max(1 + len(members) for members in by_rung.values())
+    slots = max(lecture_shown + len(members) for members in by_rung.values()) or 1
+    width = 0.84 / slots
     with _figure("ladder", path) as fig:
-        top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2.3, 1])
+        ax = fig.subplots()
         for x, number in enumerate(numbers):
             members = by_rung[number]
-            offsets = (np.arange(1 + len(members)) - len(members) / 2) * width
+            offsets = (np.arange(lecture_shown + len(members)) - (lecture_shown + len(members) - 1) / 2) * width
             lecture = lecture_of(number)
-            if lecture is not None:
-                top.bar(x + offsets[0], 100 * lecture, width, **LECTURE_BAR)
-                _label(top, x + offsets[0], f"{lecture_text(lecture)} lecture")
-            for group, offset in zip(members, offsets[1:]):
-                _group_bars(top, bottom, group, x + offset, width, colour[group.runs[0].series])
+            if lecture_shown and lecture is not None:
+                ax.bar(x + offsets[0], 100 * lecture, width, label="lecture", **LECTURE_BAR)
+                _label(ax, x + offsets[0], f"{lecture_text(lecture)} lecture")
+            for group, offset in zip(members, offsets[lecture_shown:]):
+                _group_bars(ax, group, x + offset, width, colour[group.runs[0].series])
         if not groups:
-            for ax in (top, bottom):
-                ax.text(0.5, 0.5, "no finished runs yet: only the lecture's figures", transform=ax.transAxes,
-                        ha="center", fontsize=12, bbox=dict(facecolor="white", edgecolor="0.5"))
-        top.set(ylim=(0, 101), ylabel="test accuracy (%)")
-        top.grid(axis="y", alpha=0.3)
-        bottom.axhline(0, color="black", lw=0.8)
-        bottom.set(ylabel="gap: train - test\n(percentage points)", xlabel="rung")
-        bottom.grid(axis="y", alpha=0.3)
+            ax.text(0.5, 0.5, "no finished runs yet: only the lecture's figures", transform=ax.transAxes,
+                    ha="center", fontsize=12, bbox=dict(facecolor="white", edgecolor="0.5"))
+        ax.set(ylim=(0, 101), ylabel="accuracy (%)", xlabel="rung", xlim=(-0.6, len(numbers) - 0.4))
+        ax.grid(axis="y", alpha=0.3)
         names = [RUNGS[n] if 0 <= n < len(RUNGS) else "" for n in numbers]
-        bottom.set_xticks(range(len(numbers)), [f"{n}\n{name}" for n, name in zip(numbers, names)])
-        handles = [Patch(label="lecture (reported test accuracy)", **LECTURE_BAR)]
+        ax.set_xticks(range(len(numbers)), [f"{n}\n{name}" for n, name in zip(numbers, names)])
+        handles = [Patch(label="lecture (reported test accuracy)", **LECTURE_BAR)] if lecture_shown else []
         handles += [Patch(color=colour[s], label=_series_label(s, len(datasets))) for s in series]
+        if groups:
+            handles += [Patch(facecolor=("0.5", GAP_ALPHA), label="gap: training minus test accuracy", **GAP_BAR),
+                        Line2D([], [], color="black", lw=2, label="training accuracy, last epoch (mean)")]
         if any(g.runs[0].variant for g in groups):
             handles.append(Patch(facecolor="white", edgecolor="black", hatch=VARIANT_HATCH,
                                  label="config changed from the rung's (see the table)"))
-        if groups:
-            handles += [Line2D([], [], color="black", lw=2, label="training accuracy, last epoch (mean)"),
-                        Line2D([], [], color="black", marker="o", ms=3, ls="none", label="one seed's test accuracy"),
+        if any(len(g.runs) > 1 for g in groups):
+            handles += [Line2D([], [], color="black", marker="o", ms=3, ls="none", label="one seed's test accuracy"),
                         Line2D([], [], color="black", lw=1, label="error bar: +-1 std over seeds")]
         fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=3)
-        title = "CIFAR-10 ladder: test accuracy per rung, ours beside the lecture's reported figure"
-        if len(datasets) == 1:
-            title += f"\ndata: {data_label(*datasets.values())}"
-        fig.suptitle(title, fontsize=11)
+        what = "test and training accuracy per rung"
+        if lecture_shown:
+            what += ", beside the lecture's reported test accuracy"
+        fig.suptitle(f"CIFAR-10 ladder: {what}\n{_budget_line(groups, budget)}", fontsize=11)
+    return fig
 
 
-def _group_bars(top, bottom, group, x, width, colour):
-    test, train, gap = (group.mean(k) for k in ("test_accuracy", "train_accuracy", "gap"))
-    spread, gap_spread = group.spread("test_accuracy"), group.spread("gap")
+def _group_bars(ax, group, x, width, colour):
+    test, train = group.mean("test_accuracy"), group.mean("train_accuracy")
+    spread = group.spread("test_accuracy")
     style = dict(color=colour, capsize=3, error_kw=dict(lw=1))
     if group.runs[0].variant:
         style.update(hatch=VARIANT_HATCH, edgecolor="black", linewidth=0.5)
-    top.bar(x, 100 * test, width, yerr=None if spread is None else 100 * spread, **style)
+    ax.bar(x, 100 * test, width, yerr=None if spread is None else 100 * spread, label="test", **style)
+    # The gap: from the test accuracy up (or down) to the training accuracy.
+    # Hatched, so that a gap below the test accuracy (training under test) shows on the bar too.
+    ax.bar(x, 100 * (train - test), width, bottom=100 * test, label="gap", **GAP_BAR, facecolor=(colour, GAP_ALPHA))
+    ax.hlines(100 * train, x - width / 2, x + width / 2, colors="black", lw=2, label="train")
     if len(group.runs) > 1:
         values = 100 * np.array(group.values("test_accuracy"))
-        top.plot(np.full(len(values), x), values, "o", color="black", ms=3)
-    top.hlines(100 * train, x - width / 2, x + width / 2, colors="black", lw=2)
-    top.vlines(x, 100 * min(test, train), 100 * max(test, train), colors="black", lw=0.8, linestyles=":")
+        ax.plot(np.full(len(values), x), values, "o", color="black", ms=3)
     seeds = len(group.runs)
-    _label(top, x, f"{test:.1%}, {group.first['epochs']} ep, {seeds} seed{'s' * (seeds > 1)}")
-    bottom.bar(x, 100 * gap, width, yerr=None if gap_spread is None else 100 * gap_spread, **style)
+    _label(ax, x, f"{test:.1%} test, gap {100 * (train - test):+.1f} pp, {group.first['epochs']} ep, "
+                  f"{seeds} seed{'s' * (seeds > 1)}")
 
 
 def _label(ax, x, text):
@@ -194,3 +250,51 @@ def _series_label(series, datasets):
     if datasets > 1:
         label += f", data sha256:{data[0][:8]} ({data[1]} train)"
     return label
+
+
+def per_epoch(group):
+    """(epochs, validation accuracy %, gap in percentage points) of a group,
+    each the mean over its seeds; the gap is training (running) minus
+    validation accuracy, as the test set is measured once, at the end."""
+    epochs = [row["epoch"] for row in group.runs[0].history]
+    accuracy = np.mean([[row["accuracy"] for row in run.history] for run in group.runs], axis=0)
+    val = np.mean([[row["val_accuracy"] for row in run.history] for run in group.runs], axis=0)
+    return epochs, 100 * val, 100 * (accuracy - val)
+
+
+def epochs(groups, path, budget=FULL):
+    """Every rung's validation accuracy per epoch, and its gap per epoch
+    (training minus validation accuracy), one line per group."""
+    series, datasets = _series(groups)
+    style = {s: SERIES_LINES[i % len(SERIES_LINES)] for i, s in enumerate(series)}
+    with _figure("epochs", path) as fig:
+        val_ax, gap_ax = fig.subplots(1, 2)
+        all_epochs = [1]  # histories count epochs from 1
+        for group in groups:
+            number = group.first["rung"]
+            x, val, gap = per_epoch(group)
+            all_epochs += x
+            label = f"{number} {group.first['name']}"
+            if len(series) > 1:
+                label += f" ({_series_label(group.runs[0].series, len(datasets)).removeprefix('ours: ')})"
+            if group.runs[0].variant:
+                label += ", changed config"
+            if len(group.runs) > 1:
+                label += f", mean of {len(group.runs)} seeds"
+            line = dict(color=RUNG_COLOURS[number % len(RUNG_COLOURS)], marker=RUNG_MARKERS[number % len(RUNG_MARKERS)],
+                        ls=style[group.runs[0].series], ms=5, lw=1.5, markevery=max(1, len(x) // 10))
+            val_ax.plot(x, val, label=label, **line)
+            gap_ax.plot(x, gap, label=label, **line)
+        val_ax.set(title="Validation accuracy per epoch", ylabel="validation accuracy (%)")
+        gap_ax.set(title="Gap per epoch: training (running) minus validation accuracy",
+                   ylabel="gap (percentage points)")
+        gap_ax.axhline(0, color="black", lw=0.8)
+        for ax in (val_ax, gap_ax):
+            _epoch_axis(ax, all_epochs)
+            ax.grid(alpha=0.3)
+        handles, labels = val_ax.get_legend_handles_labels()
+        # Centred beside the plots, clear of the title above them.
+        fig.legend(handles, labels, loc="outside right center", fontsize=9, title="rung")
+        fig.suptitle(f"CIFAR-10 ladder per epoch (the test set is measured once, after the last epoch)\n"
+                     f"{_budget_line(groups, budget)}", fontsize=11)
+    return fig

@@ -294,6 +294,12 @@ def group_runs(runs):
     return [Group(tuple(members)) for members in groups.values()]
 
 
+def budget_figure(kind, budget):
+    """File name of a budget's "ladder" or "epochs" figure: ladder.png for the
+    full budget, ladder-small.png for the small one."""
+    return f"{kind}.png" if budget == FULL else f"{kind}-{budget}.png"
+
+
 def by_budget(groups):
     """{budget: its groups, in order}, the full budget first and always there
     (the lecture's figures belong to it), then the others that have runs."""
