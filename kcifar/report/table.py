@@ -116,8 +116,9 @@ def _link(path, out_dir):
 def budget_text(budget, groups):
     """What a budget's section says before its table."""
     if budget == FULL:
-        return ("Each rung trained on its own schedule, as the lecture trains it; the lecture's reported "
-                "test accuracy stands beside each rung.\n")
+        return ("Each rung's own schedule, as the lecture trains it, but where a run's epochs and training "
+                "images (the epochs and data columns) say otherwise; the lecture's reported test accuracy "
+                "stands beside each rung.\n")
     counts = "/".join(str(n) for n in sorted({g.first["epochs"] for g in groups}))
     return (f"Every rung trained on the `{budget}` budget ({counts} epochs); its learning-rate decay is "
             "rescaled to those epochs, which belongs to the budget and is not counted as a changed config. "
