@@ -103,14 +103,14 @@ def crop_resize(images, scale, angle, cy, cx):
     wx = ops.expand_dims(sx - x0, -1)
     clamp = lambda i: ops.clip(ops.cast(i, "int32"), 0, size - 1)  # noqa: E731
     y0, y1, x0, x1 = clamp(y0), clamp(y0 + 1), clamp(x0), clamp(x0 + 1)
-    # One gather per neighbour on the flattened batch: (N*S*S, C) rows.
+    # One gather of the four neighbours on the flattened batch: (N*S*S, C) rows.
     flat = ops.reshape(images, (-1, channels))
     base = ops.reshape(ops.arange(n, dtype="int32") * (size * size), (-1, 1, 1))
-    pixels = lambda row, col: ops.take(flat, base + row * size + col, axis=0)  # noqa: E731
+    rows = ops.stack([base + y0 * size + x0, base + y0 * size + x1, base + y1 * size + x0, base + y1 * size + x1])
+    p00, p01, p10, p11 = ops.unstack(ops.take(flat, rows, axis=0), 4)
     wy, wx = ops.cast(wy, images.dtype), ops.cast(wx, images.dtype)
-    top, bottom = pixels(y0, x0), pixels(y1, x0)
-    top = top + (pixels(y0, x1) - top) * wx
-    bottom = bottom + (pixels(y1, x1) - bottom) * wx
+    top = p00 + (p01 - p00) * wx
+    bottom = p10 + (p11 - p10) * wx
     return top + (bottom - top) * wy
 
 

@@ -115,3 +115,17 @@ def test_the_block_computes_in_float32_under_mixed_precision(name):
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert block and all(layer.compute_dtype == "float32" for layer in block)
+
+
+def test_why_not_kerass_own_layers():
+    # The reasons kcifar.augment gives, checked against this Keras: RandomCrop
+    # crops a whole batch at one offset, and all four switch off compilation
+    # for any model that holds them (model_supports_jit).
+    same = np.repeat(batch(1).astype("float32"), 8, axis=0)
+    padded = np.pad(same, ((0, 0), (4, 4), (4, 4), (0, 0)))
+    crop = keras.layers.RandomCrop(32, 32, seed=0)
+    assert len({o.tobytes() for o in numpy(crop(padded, training=True))}) == 1
+    for layer in (crop, keras.layers.RandomZoom(0.3), keras.layers.RandomRotation(0.05),
+                  keras.layers.RandomTranslation(0.1, 0.1)):
+        assert layer.supports_jit is False
+    assert RandomCropResize(0.5, 15.0).supports_jit and keras.layers.RandomFlip().supports_jit

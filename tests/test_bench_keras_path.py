@@ -1,9 +1,12 @@
 import keras
+import numpy as np
 import pytest
 
 from kcifar.bench.keras_path import KerasPath
 from kcifar.bench.worker import synthetic_data
 from kcifar.config import Config
+from kcifar.models import inference_network
+from kcifar.pipeline import TrainBatches
 
 TINY = Config(widths=(4, 4, 4, 4), dense_units=8, batch_size=8)
 
@@ -30,8 +33,22 @@ def test_windows_run_the_steps_they_time(data):
 
 def test_fit_window_is_the_projects_pipeline(data):
     path = KerasPath(TINY.replace(crop_scale=0.5), data, seed=0)
-    assert path.batches.augment is not None and len(path.batches) == 8
+    assert inference_network(path.model) is not path.model  # the model augments
+    assert len(path.batches) == 8
     x, y = path.first_batch
     assert x.dtype.name == "uint8" and x.shape == (8, 32, 32, 3) and y.shape == (8,)
     with pytest.raises(ValueError, match="at most 8 batches"):
         path.fit_window(9)
+
+
+def test_fit_window_fetches_and_augments_the_batches_it_times(data, monkeypatch):
+    path = KerasPath(TINY.replace(crop_scale=0.5, rotation=10.0), data, seed=0)
+    fetched = []
+    original = TrainBatches.__getitem__
+    monkeypatch.setattr(TrainBatches, "__getitem__", lambda self, i: fetched.append(i) or original(self, i))
+    crop = path.model.get_layer("crop_resize").seed_generator.state
+    before = keras.ops.convert_to_numpy(crop)
+    path.fit_window(3)
+    assert sorted(set(fetched)) == [0, 1, 2]  # the pipeline's own batches, not a ready one
+    # The block drew once per step: its generator moved on.
+    assert not np.array_equal(keras.ops.convert_to_numpy(crop), before)

@@ -37,6 +37,20 @@ def test_each_rung_gets_its_paths(name, plain, data):
         assert set(paths) == keras_paths
 
 
+@pytest.mark.parametrize("full", [False, True])
+def test_full_times_an_augmenting_rung_without_its_block_too(full, data):
+    from kcifar.models import inference_network
+
+    paths = {}
+    worker.add_rung(paths, "trick5", {**SPEC, "full": full}, data, keras.backend.backend())
+    bare = paths.get(f"trick5/{worker.NO_AUGMENTATION}")
+    assert (bare is not None) == full
+    if full:
+        model = bare.__self__.model
+        assert inference_network(model) is model  # no augmentation block
+        assert model.count_params() == paths["trick5/keras_fit"].__self__.model.count_params()
+
+
 def test_jit_adds_a_compiled_keras_step_except_on_jax(data):
     backend = keras.backend.backend()
     paths = {}

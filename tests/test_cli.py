@@ -29,6 +29,8 @@ def run(argv, capsys):
     (["--seeds", "1,x"], "--seeds must be integers"),
     (["--limit-train", "0"], "Received: limit_train=0"),
     (["--data", "/no/such/data"], "/no/such/data: no such file or folder"),
+    (["--budget", "small", "--epochs", "3"], "--budget small fixes the epochs and training images"),
+    (["--budget", "small", "--limit-train", "50"], "--budget small fixes the epochs and training images"),
 ])
 def test_bad_flags_end_in_one_line(tiny_dir, tmp_path, capsys, flags, message):
     argv = ["--data", tiny_dir, "--out", str(tmp_path)] + flags
@@ -75,6 +77,21 @@ def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
     assert out.count("test ") == 2 and "gap" in out
 
 
+def test_a_budget_names_its_folder_and_is_recorded(tiny_dir, tmp_path, capsys, monkeypatch):
+    from kcifar import budgets
+
+    monkeypatch.setitem(budgets.BUDGETS, "small", budgets.Budget("small", 50, 2))
+    code, results, _, _ = run(["--data", tiny_dir, "--out", str(tmp_path), "--budget", "small", "--quiet"], capsys)
+    assert code == 0
+    run_dir = tmp_path / f"trick4-small-{keras.backend.backend()}-seed0"
+    settings, metrics = (files.read_json(run_dir / f) for f in ("settings.json", "metrics.json"))
+    assert settings["budget"] == metrics["budget"] == "small"
+    assert settings["config"]["epochs"] == metrics["epochs"] == 2 and settings["data"]["train"] == 50
+    # The code version: this checkout's commit (or nothing outside a git checkout).
+    assert set(metrics["code"]) == set(settings["code"]) == {"commit", "dirty"}
+    assert not os.path.isabs(settings["data"]["source"]) and not os.path.isabs(metrics["data"]["source"])
+
+
 def test_unknown_backend_is_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kcifar.experiments.trick4", "--out", str(tmp_path)],
@@ -92,5 +109,5 @@ def test_help_explains_every_flag(capsys):
         run_rung(TINY, ["--help"])
     out = capsys.readouterr().out
     for flag in ("--data", "--epochs", "--batch-size", "--seed", "--seeds", "--limit-train", "--out",
-                 "--precision", "--resume", "--overwrite", "--deterministic", "--config"):
+                 "--precision", "--resume", "--overwrite", "--deterministic", "--config", "--budget"):
         assert flag in out

@@ -1,3 +1,4 @@
+import json
 import os
 import signal
 import subprocess
@@ -101,12 +102,41 @@ def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
     assert not (run_dir / "checkpoint.npz").exists() and (run_dir / "metrics.json").exists()
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
-    doomed = SMALL.replace(batch_norm=False, l2=0.0, learning_rate=1e30, epochs=2)
-    with pytest.raises(RunError, match="loss became NaN or infinite in epoch 1"):
-        train(doomed, tiny_data, str(tmp_path / "nan"), verbose=0)
-    assert not (tmp_path / "nan" / "metrics.json").exists()
-    assert not (tmp_path / "nan" / "checkpoint.npz").exists()  # no epoch was good
+def poison_weights_in_epoch(monkeypatch, epoch):
+    """Every trainable weight becomes NaN as epoch `epoch` (from 1) begins,
+    so that epoch's loss is NaN on every backend (the L2 penalty alone is)."""
+    original = Recorder.on_epoch_begin
+
+    def on_epoch_begin(self, index, logs=None):
+        original(self, index, logs)
+        if index + 1 == epoch:
+            for v in self.model.trainable_variables:
+                v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
+
+    monkeypatch.setattr(Recorder, "on_epoch_begin", on_epoch_begin)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch, capsys):
+    two = SMALL.replace(epochs=2)
+    run_dir = tmp_path / "nan"
+    with monkeypatch.context() as m:
+        poison_weights_in_epoch(m, 2)
+        with pytest.raises(RunError, match=r"NaN or infinite in epoch 2; the last good checkpoint \(epoch 1\)"):
+            train(two, tiny_data, str(run_dir), seed=4, verbose=0)
+    assert not (run_dir / "metrics.json").exists()
+    with np.load(run_dir / "checkpoint.npz") as saved:
+        assert [row["epoch"] for row in json.loads(str(saved["history"]))] == [1]
+        assert all(np.isfinite(saved[k]).all() for k in saved.files if k != "history")  # epoch 1's state
+    first = run_history(run_dir)
+    assert [row["epoch"] for row in first] == [1]
+    capsys.readouterr()
+    resumed = train(two, tiny_data, str(run_dir), seed=4, resume=True, verbose=0)
+    assert f"resuming {run_dir} after epoch 1 of 2" in capsys.readouterr().out
+    assert run_history(run_dir)[:1] == first and not (run_dir / "checkpoint.npz").exists()
+    # Continued from the checkpoint: the run ends as one never stopped would.
+    whole = train(two, tiny_data, str(tmp_path / "whole"), seed=4, verbose=0)
+    assert without_timing(run_history(run_dir)) == without_timing(run_history(tmp_path / "whole"))
+    assert resumed["test_loss"] == whole["test_loss"] and resumed["epochs"] == 2
 
 
 @pytest.mark.parametrize("setup, flags, message", [
@@ -156,11 +186,14 @@ np.save(sys.argv[3], model.predict(x, verbose=0))
 """
 
 
-def test_saved_model_loads_on_another_backend_without_kcifar(tiny_data, tmp_path):
+@pytest.mark.parametrize("where", ["same backend", "another backend"])
+def test_saved_model_loads_without_kcifar(tiny_data, tmp_path, where):
+    # trick8 trains behind the augmentation block (a kcifar layer): what is
+    # saved must be the network alone, made of Keras's own layers.
     config = rung("trick8").CONFIG.replace(widths=(8, 8, 8, 8), dense_units=16, epochs=2, batch_size=32)
     metrics = train(config, tiny_data, str(tmp_path / "run"), verbose=0)
     np.save(tmp_path / "x.npy", tiny_data.x_test)
-    other = OTHER_BACKEND[keras.backend.backend()]
+    other = keras.backend.backend() if where == "same backend" else OTHER_BACKEND[keras.backend.backend()]
     env = dict(os.environ, KERAS_BACKEND=other)
     result = subprocess.run(
         [sys.executable, "-c", LOAD_AND_PREDICT, str(tmp_path / "run" / "model.keras"),
@@ -173,3 +206,18 @@ def test_saved_model_loads_on_another_backend_without_kcifar(tiny_data, tmp_path
     assert abs(accuracy - metrics["test_accuracy"]) <= 0.002
     here = keras.saving.load_model(str(tmp_path / "run" / "model.keras")).predict(tiny_data.x_test, verbose=0)
     np.testing.assert_allclose(probs, here, atol=1e-4)
+
+
+def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_data):
+    from kcifar.train import changed_settings
+
+    now = {"config": SMALL.to_dict(), "seed": 0, "precision": "float32", "budget": "full",
+           "data": {"source": "cifar", "checksum": "abc", "train": 108, "val": 12},
+           "code": {"commit": "1" * 40, "dirty": False}}
+    old = {"config": SMALL.to_dict(), "seed": 0, "precision": "float32",
+           "data": {"description": "image-folder at /somewhere/cifar, sha256:abc", "train": 108, "val": 12}}
+    assert changed_settings(old, now) == []
+    assert changed_settings({**now, "code": {"commit": "2" * 40, "dirty": True}}, now) == []
+    assert changed_settings({**old, "data": {**old["data"], "train": 50}}, now) == ["data"]
+    assert changed_settings({**now, "budget": "small"}, now) == ["budget"]
+    assert changed_settings({**old, "config": SMALL.replace(dropout=0.5).to_dict()}, now) == ["config"]

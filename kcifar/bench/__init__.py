@@ -2,7 +2,7 @@
 
     python -m kcifar.bench                  # rung 0, installed backends (< 5 min on 2 CPU cores)
     python -m kcifar.bench --backends torch --threads 1 --profile   # steadier on a busy machine
-    python -m kcifar.bench --full           # + rung 4 vs rung 5, peak memory of a 200-step run
+    python -m kcifar.bench --full           # + rung 4 vs 5, rung 7 with/without augmentation, peak memory
     python -m kcifar.bench --jit            # + the Keras step with jit_compile=True (not JAX: always)
     python -m kcifar.bench --patch change.diff   # the same, with a proposed change applied
 
@@ -14,9 +14,17 @@ turns and after a warm-up, the steady training throughput of:
   being the reference;
 - "keras_step": the project's compiled model (`kcifar.train.compile_model`)
   trained by `fit` on a ready batch: the train step and the fit loop;
-- "keras_fit": the same `fit` on `kcifar.pipeline.TrainBatches` with the
-  rung's augmenter, as `kcifar.train.train` runs it;
+- "keras_fit": the same `fit` on `kcifar.pipeline.TrainBatches`, as
+  `kcifar.train.train` runs it (the model's augmentation block included);
 - "feed": `TrainBatches` alone, the data work;
+- with `--full`, for a rung with augmentation, "keras_fit_no_augmentation":
+  the same network without its augmentation block, so the block's share of
+  a step is measured in the same spell.
+
+Every run also times the augmentation block of rung 7 alone
+(`augment_speed`), compiled as training runs it, at batch 128 and 512, on
+the device the backend uses: the figure to read on a GPU, where the block
+must keep up with the network.
 - with `--jit`, "keras_jit_step": keras_step compiled with `jit_compile=True`
   (XLA on TensorFlow, `torch.compile` on torch), building it and its first
   (compiling) step timed apart.

@@ -29,9 +29,11 @@ from kcifar.experiments import RUNGS
 
 PROG = "python -m kcifar.bench"
 FORMAT = 1  # of the results file
-FULL_RUNGS = ("trick4", "trick5")  # augmentation must not slow rung 5 below rung 4
+# Augmentation must not slow rung 5 below rung 4, and costs at most 5% of a
+# rung 7 step (against rung 7 without it).
+FULL_RUNGS = ("trick4", "trick5", "trick7")
 KERAS_PATHS = ("keras_step", "keras_fit", "keras_jit_step")  # compared with the best plain step
-TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "peak_rss_mb": 3072}
+TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "augmentation_share": 0.05, "peak_rss_mb": 3072}
 ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",
                "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_GPU_", "TF_FORCE_", "TF_DETERMINISTIC")
 
@@ -60,7 +62,8 @@ def parser():
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per path first (default 2)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--full", action="store_true",
-                   help="also rung 4 against rung 5, and the peak memory of a 200-step rung 0 run (needs data)")
+                   help="also rung 4 against rung 5, rung 7 with and without its augmentation, and the peak memory "
+                        "of a 200-step rung 0 run (needs data)")
     p.add_argument("--data", help="real images for the pipeline and the memory run (default: synthetic "
                                   "images; the memory run falls back to $KCIFAR_DATA)")
     p.add_argument("--out", default=os.path.join("experiments", "bench"),
@@ -190,8 +193,15 @@ def summary(results):
             name: round(e["paths"]["feed"]["cpu_ms_per_image"] / e["paths"]["keras_fit"]["cpu_ms_per_image"], 4)
             for name, e in r["rungs"].items()
         }
-        if all(name in r["rungs"] for name in FULL_RUNGS):
-            four, five = (r["rungs"][n]["paths"]["keras_fit"] for n in FULL_RUNGS)
+        for name, entry in r["rungs"].items():
+            if worker.NO_AUGMENTATION in entry["paths"]:
+                with_it, without = entry["paths"]["keras_fit"], entry["paths"][worker.NO_AUGMENTATION]
+                slower = timing.ratio(without["windows_images_per_second"], with_it["windows_images_per_second"])
+                out.setdefault("augmentation_share", {}).setdefault(backend, {})[name] = round(1 - 1 / slower, 4)
+        if "augmentation_images_per_second" in r:
+            out.setdefault("augmentation_images_per_second", {})[backend] = r["augmentation_images_per_second"]
+        if all(name in r["rungs"] for name in FULL_RUNGS[:2]):
+            four, five = (r["rungs"][n]["paths"]["keras_fit"] for n in FULL_RUNGS[:2])
             out.setdefault("rung5_vs_rung4", {})[backend] = {
                 "wall": timing.ratio(five["windows_images_per_second"], four["windows_images_per_second"]),
                 "cpu": timing.ratio(*([1 / c for c in f["windows_cpu_ms_per_image"]] for f in (five, four))),
@@ -228,6 +238,13 @@ def findings(results):
             five = s["rung5_vs_rung4"][backend]
             lines.append(f"{backend}: rung 5 / rung 4 fit speed = {five['wall']:.3f} "
                          f"(target >= {TARGETS['rung5_vs_rung4']}; per CPU-second {five['cpu']:.3f})")
+        for name, share in s.get("augmentation_share", {}).get(backend, {}).items():
+            lines.append(f"{backend}: {name}'s augmentation costs {share:.1%} of its fit step "
+                         f"(target <= {TARGETS['augmentation_share']:.0%})")
+        speed = s.get("augmentation_images_per_second", {}).get(backend)
+        if speed:
+            lines.append(f"{backend}: {speed['rung']} augmentation alone: "
+                         + ", ".join(f"{v} images/s at batch {k}" for k, v in speed.items() if k != "rung"))
         rss = results.get("memory", {}).get(backend)
         if rss and rss["error"] is None:
             lines.append(f"{backend}: peak RSS {rss['peak_rss_mb']:.0f} MB over {rss['steps']} steps of rung 0 "
@@ -306,7 +323,7 @@ def run(args, argv):
                                               "seed", "threads", "full", "data", "profile", "jit")}
     spec = {"rungs": [args.rung] + [r for r in FULL_RUNGS if args.full and r != args.rung],
             **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
-                                         "data", "profile", "jit")}}
+                                         "full", "data", "profile", "jit")}}
     settings["data"] = args.data and source_name(args.data)  # the file, not where this machine keeps it
     results = {"format": FORMAT, "command": " ".join([PROG, *map(recorded_arg, argv)]), "settings": settings,
                "machine": machine(), "targets": TARGETS, "patches": [], "backends": {}}

@@ -18,6 +18,9 @@ from kcifar import files
 
 PLAIN_MODULES = {"torch": "plain_torch", "tensorflow": "plain_tf", "jax": "plain_jax"}
 SYNTHETIC_TRAIN = 45000  # the size of the real training split
+NO_AUGMENTATION = "keras_fit_no_augmentation"
+AUGMENTATION_RUNG = "trick7"  # the richest augmentation of the ladder
+AUGMENTATION_BATCHES = (128, 512)
 
 
 def synthetic_data(seed=0, n=SYNTHETIC_TRAIN):
@@ -110,6 +113,10 @@ def add_rung(paths, name, spec, data, backend):
         paths[f"{name}/keras_jit_step"] = jit_path.step_window
     paths[f"{name}/keras_fit"] = keras_path.fit_window
     paths[f"{name}/feed"] = keras_path.feed_window
+    if spec.get("full") and config.augments:
+        # The same network without its augmentation block: what the block costs.
+        bare = config.replace(flip=False, crop_scale=1.0, rotation=0.0)
+        paths[f"{name}/{NO_AUGMENTATION}"] = KerasPath(bare, data, spec["seed"]).fit_window
     return entry
 
 
@@ -177,7 +184,28 @@ def measure(spec, log=print):
         add_figures(entry, mine, spec, result["matmul_gflops"])
     if spec.get("profile"):
         result["profile"] = profile_paths(paths, spec, result["rungs"], backend, log)
+    result["augmentation_images_per_second"] = augmentation_speed(spec, log)
     return result
+
+
+def augmentation_speed(spec, log):
+    """The augmentation block alone, per batch size, on this backend's device."""
+    from kcifar.bench.augment_speed import images_per_second
+    from kcifar.experiments import rung
+
+    config = rung(AUGMENTATION_RUNG).CONFIG
+    out = {"rung": AUGMENTATION_RUNG}
+    for batch_size in AUGMENTATION_BATCHES:
+        out[str(batch_size)] = images_per_second(config, batch_size, seed=spec["seed"])
+        log(f"{keras_backend()}: {AUGMENTATION_RUNG} augmentation alone, batch {batch_size}: "
+            f"{out[str(batch_size)]} images/s")
+    return out
+
+
+def keras_backend():
+    import keras
+
+    return keras.backend.backend()
 
 
 def profile_paths(paths, spec, rungs, backend, log):

@@ -1,0 +1,62 @@
+"""The augmentation block alone: images/s on the device the backend uses.
+
+The block runs compiled as it does inside a train step: under `jax.jit` on
+JAX, in a `tf.function` on TensorFlow (XLA where Keras's "auto" turns it on,
+on a GPU), eagerly on torch (as Keras's torch trainer runs it).
+"""
+
+import keras
+import numpy as np
+
+from kcifar.augment import augmentation_layers
+from kcifar.bench.timing import clocks, since
+
+
+def block_call(config, seed=0):
+    """fn(images) -> augmented images, compiled the way training runs it."""
+    block = keras.Sequential(augmentation_layers(config, (seed, seed + 1)))
+    block.build((None, 32, 32, 3))
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        state = [v.value for v in block.non_trainable_variables]
+        step = jax.jit(lambda s, x: block.stateless_call([], s, x, training=True))
+
+        def call(x):
+            nonlocal state
+            out, state = step(state, x)
+            return out.block_until_ready()
+
+        return call
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        gpu = bool(tf.config.list_physical_devices("GPU"))
+        step = tf.function(lambda x: block(x, training=True), jit_compile=gpu)
+        return lambda x: step(x).numpy()
+    return lambda x: keras.ops.convert_to_numpy(block(x, training=True))
+
+
+def images_per_second(config, batch_size, steps=20, windows=3, seed=0):
+    """Best of `windows` timed windows of `steps` calls, after one warm-up.
+
+    Args:
+        config: a `kcifar.config.Config` with augmentation.
+        batch_size: images per call.
+    """
+    if not config.augments:
+        raise ValueError(f"config {config.name!r} has no augmentation. Received: config.augments=False")
+    call = block_call(config, seed)
+    x = keras.ops.convert_to_tensor(
+        np.random.default_rng(seed).integers(0, 256, (batch_size, 32, 32, 3)).astype("float32")
+    )
+    call(x)  # compiles
+    best = 0.0
+    for _ in range(windows):
+        start = clocks()
+        for _ in range(steps):
+            call(x)
+        wall = since(start)[0]
+        best = max(best, steps * batch_size / max(wall, 1e-9))
+    return round(best, 1)
