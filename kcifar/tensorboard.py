@@ -1,6 +1,7 @@
-"""`--tensorboard DIR`: Keras's TensorBoard callback, one subfolder per run.
+"""`--tensorboard DIR`: Keras's TensorBoard callback, one subfolder per run
+(`DIR/<run folder name>`) or per trial of a search (`DIR/<project>/trial_<id>`).
 
-Per epoch it writes, under `<DIR>/<run>/train/`, `epoch_loss`,
+Per epoch it writes, under that subfolder's `train/`, `epoch_loss`,
 `epoch_accuracy` and `epoch_learning_rate`, and under `validation/` the
 validation `epoch_loss` and `epoch_accuracy`: the numbers of `history.csv`.
 
@@ -62,14 +63,13 @@ def _keep_tensorflow_off_the_gpu():
 
 
 class TensorBoard(keras.callbacks.TensorBoard):
-    """Keras's callback with the learning rate each epoch trained with, and
-    its events on disk at the end of every epoch.
+    """Keras's callback, logging the learning rate each epoch trained with.
 
-    Keras reads the learning rate at the end of an epoch; with a schedule that
-    steps once per epoch (rung 6 on) that is already the next epoch's rate.
-    Flushing after each epoch keeps every finished epoch's points when a run
-    is killed, so a resumed run's curves have no gaps (Keras's writer holds
-    events for up to two minutes).
+    Keras reads the rate at the end of an epoch; with a schedule that steps
+    once per epoch (rung 6 on) that is already the next epoch's rate, one
+    epoch ahead of history.csv. (Each epoch's points reach the disk at its
+    end: TensorFlow's writer flushes when Keras leaves its `as_default()`, so
+    a killed and resumed run keeps every finished epoch.)
     """
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -81,8 +81,3 @@ class TensorBoard(keras.callbacks.TensorBoard):
         if "learning_rate" in logs:
             logs["learning_rate"] = self._epoch_learning_rate
         return logs
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        for writer in self._writers.values():
-            writer.flush()
