@@ -1,4 +1,5 @@
 import json
+import json
 import os
 import signal
 import subprocess
@@ -116,27 +117,58 @@ def poison_weights_in_epoch(monkeypatch, epoch):
     monkeypatch.setattr(Recorder, "on_epoch_begin", on_epoch_begin)
 
 
+def on_epoch_begin_also(monkeypatch, action):
+    """Runs action(recorder, epoch from 1) after Recorder.on_epoch_begin."""
+    original = Recorder.on_epoch_begin
+
+    def on_epoch_begin(self, index, logs=None):
+        original(self, index, logs)
+        action(self, index + 1)
+
+    monkeypatch.setattr(Recorder, "on_epoch_begin", on_epoch_begin)
+
+
+def poison_weights(recorder, epoch):
+    """Every trainable weight NaN as epoch 2 begins: its loss is NaN on every
+    backend (the L2 penalty alone is)."""
+    if epoch == 2:
+        for v in recorder.model.trainable_variables:
+            v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
+
+
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, monkeypatch, capsys):
     two = SMALL.replace(epochs=2)
     run_dir = tmp_path / "nan"
     with monkeypatch.context() as m:
-        poison_weights_in_epoch(m, 2)
+        on_epoch_begin_also(m, poison_weights)
         with pytest.raises(RunError, match=r"NaN or infinite in epoch 2; the last good checkpoint \(epoch 1\)"):
-            train(two, tiny_data, str(run_dir), seed=4, verbose=0)
+            train(two, tiny_data, str(run_dir), verbose=0)
     assert not (run_dir / "metrics.json").exists()
-    with np.load(run_dir / "checkpoint.npz") as saved:
-        assert [row["epoch"] for row in json.loads(str(saved["history"]))] == [1]
-        assert all(np.isfinite(saved[k]).all() for k in saved.files if k != "history")  # epoch 1's state
+    with np.load(run_dir / "checkpoint.npz") as f:
+        saved = {k: f[k] for k in f.files}
+    assert [row["epoch"] for row in json.loads(str(saved.pop("history")))] == [1]
+    assert all(np.isfinite(a).all() for a in saved.values())  # epoch 1's state, not the NaN one
     first = run_history(run_dir)
     assert [row["epoch"] for row in first] == [1]
-    capsys.readouterr()
-    resumed = train(two, tiny_data, str(run_dir), seed=4, resume=True, verbose=0)
+
+    starts = []
+    with monkeypatch.context() as m:
+        on_epoch_begin_also(m, lambda recorder, epoch: starts.append((epoch, [
+            keras.ops.convert_to_numpy(v) for v in recorder.model.variables + recorder.model.optimizer.variables
+        ])))
+        capsys.readouterr()
+        metrics = train(two, tiny_data, str(run_dir), resume=True, verbose=0)
     assert f"resuming {run_dir} after epoch 1 of 2" in capsys.readouterr().out
-    assert run_history(run_dir)[:1] == first and not (run_dir / "checkpoint.npz").exists()
-    # Continued from the checkpoint: the run ends as one never stopped would.
-    whole = train(two, tiny_data, str(tmp_path / "whole"), seed=4, verbose=0)
-    assert without_timing(run_history(run_dir)) == without_timing(run_history(tmp_path / "whole"))
-    assert resumed["test_loss"] == whole["test_loss"] and resumed["epochs"] == 2
+    # Epoch 2 starts from the checkpoint: model and optimizer state, step count included.
+    ((epoch, state),) = starts
+    assert epoch == 2 and len(state) == len(saved)
+    model_count = sum(k.startswith("model_") for k in saved)
+    for i, a in enumerate(state):
+        want = saved[f"model_{i}"] if i < model_count else saved[f"opt_{i - model_count}"]
+        np.testing.assert_array_equal(a, want, err_msg=f"variable {i}")
+    history = run_history(run_dir)
+    assert history[:1] == first and [row["epoch"] for row in history] == [1, 2]
+    assert metrics["epochs"] == 2 and not (run_dir / "checkpoint.npz").exists()
 
 
 @pytest.mark.parametrize("setup, flags, message", [
