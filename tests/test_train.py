@@ -1,5 +1,4 @@
 import json
-import json
 import os
 import signal
 import subprocess
@@ -101,20 +100,6 @@ def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
     assert f"resuming {run_dir} after epoch" in result.stdout
     assert [row["epoch"] for row in run_history(run_dir)] == list(range(1, 6))
     assert not (run_dir / "checkpoint.npz").exists() and (run_dir / "metrics.json").exists()
-
-
-def poison_weights_in_epoch(monkeypatch, epoch):
-    """Every trainable weight becomes NaN as epoch `epoch` (from 1) begins,
-    so that epoch's loss is NaN on every backend (the L2 penalty alone is)."""
-    original = Recorder.on_epoch_begin
-
-    def on_epoch_begin(self, index, logs=None):
-        original(self, index, logs)
-        if index + 1 == epoch:
-            for v in self.model.trainable_variables:
-                v.assign(np.full(v.shape, np.nan, dtype=v.dtype))
-
-    monkeypatch.setattr(Recorder, "on_epoch_begin", on_epoch_begin)
 
 
 def on_epoch_begin_also(monkeypatch, action):
