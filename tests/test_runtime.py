@@ -1,5 +1,9 @@
-import numpy as np
+import os
+import subprocess
+import sys
+
 import keras
+import numpy as np
 import pytest
 
 from kcifar import runtime
@@ -48,3 +52,106 @@ def test_released_graph_gradients_drops_what_a_fit_registered():
 def test_released_graph_gradients_lets_a_fit_run_on_every_backend():
     with runtime.released_graph_gradients():
         _fit_one_step()
+
+
+def switches():
+    """The current backend's determinism switches, as they stand now."""
+    backend = keras.backend.backend()
+    if backend == "torch":
+        import torch
+
+        return {"algorithms": torch.are_deterministic_algorithms_enabled(),
+                "cudnn_benchmark": torch.backends.cudnn.benchmark,
+                "cublas": os.environ.get("CUBLAS_WORKSPACE_CONFIG")}
+    if backend == "tensorflow":
+        from tensorflow.python.framework import config
+
+        return {"op_determinism": config.is_op_determinism_enabled()}
+    return {"xla_flags": os.environ.get("XLA_FLAGS")}
+
+
+ON = {
+    "torch": {"algorithms": True, "cudnn_benchmark": False, "cublas": ":4096:8"},
+    "tensorflow": {"op_determinism": True},
+    "jax": {"xla_flags": "--xla_gpu_deterministic_ops=true"},
+}
+
+
+@pytest.fixture
+def switches_off(monkeypatch):
+    """The switches off, as in a fresh process."""
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    off = switches()
+    assert off != ON[keras.backend.backend()]
+    return off
+
+
+def test_deterministic_is_on_inside_the_block_and_as_before_after_it(switches_off, monkeypatch):
+    with runtime.deterministic():
+        assert switches() == ON[keras.backend.backend()]
+    assert switches() == switches_off
+    # XLA flags the process had stay, before the one added, and come back alone.
+    monkeypatch.setenv("XLA_FLAGS", "--xla_backend_optimization_level=0")
+    with runtime.deterministic():
+        if keras.backend.backend() == "jax":
+            assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=0 --xla_gpu_deterministic_ops=true"
+    assert os.environ["XLA_FLAGS"] == "--xla_backend_optimization_level=0"
+    monkeypatch.delenv("XLA_FLAGS")
+    with pytest.raises(KeyError):
+        with runtime.deterministic():
+            raise KeyError("a failed run")
+    assert switches() == switches_off
+    with runtime.deterministic(False):
+        assert switches() == switches_off
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch's cuDNN benchmark switch")
+def test_deterministic_puts_back_a_benchmark_that_was_on(switches_off):
+    import torch
+
+    torch.backends.cudnn.benchmark = True
+    try:
+        with runtime.deterministic():
+            assert torch.backends.cudnn.benchmark is False
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = False
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="XLA's flags, read by JAX")
+def test_xla_knows_the_flag_deterministic_sets(tmp_path):
+    # XLA aborts a process whose XLA_FLAGS hold a flag it does not know; a
+    # renamed flag would only show on the GPU run it was meant for.
+    with runtime.deterministic():
+        env = dict(os.environ)
+    result = subprocess.run([sys.executable, "-c", "import jax.numpy as jnp; print(float(jnp.ones(3).sum()))"],
+                            env=env, capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert "xla_gpu_deterministic_ops" in env["XLA_FLAGS"]
+    assert result.returncode == 0 and result.stdout.strip() == "3.0", result.stderr[-2000:]
+
+
+def test_deterministic_runs_repeat_with_the_switches_on_for_the_run_only(tiny_data, tmp_path, monkeypatch,
+                                                                         switches_off):
+    from kcifar import files, train as train_module
+    from kcifar.experiments import rung
+
+    # Every trick of the ladder, small: each kernel they use must have a
+    # deterministic implementation (torch raises where it has none).
+    config = rung("trick9").CONFIG.replace(widths=(4, 4, 8, 8), dense_units=8, epochs=2, batch_size=36)
+    inside, compile_model = [], train_module.compile_model
+
+    def compile_and_look(*args, **kwargs):
+        inside.append(switches())
+        return compile_model(*args, **kwargs)
+
+    monkeypatch.setattr(train_module, "compile_model", compile_and_look)
+    histories = []
+    for i in range(2):
+        metrics = train_module.train(config, tiny_data, str(tmp_path / str(i)), deterministic=True, verbose=0)
+        assert metrics["deterministic"] is True
+        assert switches() == switches_off
+        rows = files.read_csv(os.path.join(tmp_path / str(i), "history.csv"))
+        histories.append([{k: v for k, v in row.items() if k not in ("train_seconds", "seconds")} for row in rows])
+    assert inside == [ON[keras.backend.backend()]] * 2
+    assert len(histories[0]) == 2 and histories[0] == histories[1]
