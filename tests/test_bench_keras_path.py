@@ -49,6 +49,7 @@ def test_fit_window_fetches_and_augments_the_batches_it_times(data, monkeypatch)
     crop = path.model.get_layer("crop_resize").seed_generator.state
     before = keras.ops.convert_to_numpy(crop)
     path.fit_window(3)
-    assert sorted(set(fetched)) == [0, 1, 2]  # the pipeline's own batches, not a ready one
+    # The pipeline's own batches, not a ready one (TensorFlow's adapter may fetch one ahead).
+    assert {0, 1, 2} <= set(fetched) <= {0, 1, 2, 3}
     # The block drew once per step: its generator moved on.
     assert not np.array_equal(keras.ops.convert_to_numpy(crop), before)
