@@ -127,3 +127,17 @@ def test_search_data_is_shown_by_file_name(tmp_path):
     summary = {**runs.load_tuner(search), "data": OLD_DATA["description"]}
     text = table.page([], {}, [], [("s", search, summary)], str(tmp_path))
     assert f"data: {DATA['description']}." in text
+
+
+def test_a_budgets_table_numbers_its_data_as_the_pages_list_does(tmp_path):
+    # Two budgets on two training subsets: the small budget's rows must point
+    # at the second entry of the page's one data list, not restart at [1].
+    write_run(tmp_path, name="baseline", budget="full")
+    write_run(tmp_path, name="baseline", budget="small", data={**DATA, "train": 500})
+    groups = groups_under(tmp_path)
+    names = {run.path: os.path.basename(run.path) for group in groups for run in group.runs}
+    text = table.page(groups, names, [], [], str(tmp_path))
+    listed = [line for line in text.splitlines() if line[:3] in ("1. ", "2. ")]
+    assert " 900 train / " in listed[0] and " 500 train / " in listed[1]
+    small = text[text.index("## The ladder: small budget"):]
+    assert "500 train [2]" in rows_of(small)[0][-1]

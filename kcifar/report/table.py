@@ -70,10 +70,11 @@ def change_text(group):
     return text
 
 
-def table(groups):
+def table(groups, all_groups=None):
     """A ladder table: one row per group of runs that differ by seed alone
-    (the groups of one budget; `lecture` says "-" outside the full one)."""
-    numbers = {data_key(d): i for i, d in enumerate(datasets(groups), start=1)}
+    (the groups of one budget; `lecture` says "-" outside the full one).
+    `all_groups`: those of every budget, which the page's data list numbers."""
+    numbers = {data_key(d): i for i, d in enumerate(datasets(all_groups or groups), start=1)}
     lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |",
              "|" + "|".join(align for _, align in COLUMNS) + "|"]
     for group in groups:
@@ -125,7 +126,7 @@ def budget_text(budget, groups):
             "The lecture reports full training only, so its figures are not drawn beside these.\n")
 
 
-def _ladder_section(budget, groups):
+def _ladder_section(budget, groups, all_groups):
     title = "full budget" if budget == FULL else f"{budget} budget"
     parts = [f"## The ladder: {title}\n"]
     if groups:
@@ -135,7 +136,7 @@ def _ladder_section(budget, groups):
     if not groups:
         return parts + ["No finished runs yet.\n"]
     return parts + [
-        table(groups),
+        table(groups, all_groups),
         f"![Validation accuracy and gap per epoch of every rung, {title}](figures/{budget_figure('epochs', budget)})\n",
     ]
 
@@ -155,7 +156,7 @@ def page(groups, names, skipped, searches, out_dir):
         "history.csv, settings.json); run it again rather than edit this page.\n",
     ]
     for budget, members in by_budget(groups).items():
-        parts += _ladder_section(budget, members)
+        parts += _ladder_section(budget, members, groups)
     if groups:
         parts += ["Columns:\n", LEGEND, "Data:\n", data_list(groups), "## Runs\n"]
     for group in groups:
