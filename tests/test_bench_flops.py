@@ -48,7 +48,17 @@ def test_strided_and_channels_first_convolutions_count_their_outputs():
 
 
 def test_residual_rungs_count_shortcuts():
-    config = rung("trick8").CONFIG
+    # Rung 8 keeps rung 7's full-resolution stages: 3 -> 64 at 32x32, a 1x1
+    # projection shortcut, then 64 -> 64 at 32x32, pooled after the addition.
+    _, rows = flops.model_flops(build_model(rung("trick8").CONFIG, MEAN, STD))
+    rows = dict(rows)
+    assert rows["stage1_conv1"] == flops.conv_flops(32, 32, 3, 64)
+    assert rows["stage1_shortcut"] == flops.conv_flops(32, 32, 3, 64, kernel_size=1)
+    assert rows["stage2_conv2"] == flops.conv_flops(16, 16, 128, 128)
+
+
+def test_strided_residual_stages_count_their_outputs():
+    config = rung("trick8").CONFIG.replace(downsample="stride")
     _, rows = flops.model_flops(build_model(config, MEAN, STD))
     rows = dict(rows)
     # stage 1: 3 -> 64 at stride 2 (16x16 out), 1x1 shortcut, then 64 -> 64 at 16x16

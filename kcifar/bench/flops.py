@@ -6,6 +6,8 @@ memory-bound. A training step costs about three forward passes: the forward
 pass, then the gradients with respect to the inputs and to the weights.
 """
 
+import keras
+
 TRAIN_FACTOR = 3  # forward + backward (inputs) + backward (weights)
 
 
@@ -30,6 +32,9 @@ def model_flops(model):
     """
     rows = []
     for layer in model.layers:
+        if isinstance(layer, keras.Model):  # a network behind an augmentation block
+            rows += model_flops(layer)[1]
+            continue
         kind = type(layer).__name__
         if kind == "Conv2D":
             kh, kw, cin, cout = layer.kernel.shape
