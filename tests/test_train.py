@@ -88,8 +88,10 @@ def test_killed_run_resumes_to_one_continuous_history(tiny_dir, tmp_path):
     env = dict(os.environ, KCIFAR_CACHE=str(tmp_path / "cache"))
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run_dir = out / f"trick1-{keras.backend.backend()}-seed0"
-    deadline = time.time() + 120
-    while not (run_dir / "checkpoint.npz").exists() and time.time() < deadline and proc.poll() is None:
+    # history.csv is written after the checkpoint, so once it is there both are
+    # (waiting for the checkpoint alone could kill between the two writes).
+    deadline = time.time() + 300
+    while not (run_dir / "history.csv").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
