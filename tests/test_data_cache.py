@@ -47,7 +47,7 @@ def test_corrupt_cache_entry_is_remade(tiny_dir):
 
 
 def test_key_follows_the_files(tiny_dir, tmp_path):
-    # A copy: the session's image folder is shared with other tests.
+    # A copy: the tiny image folder is shared by every test of the run.
     folder = shutil.copytree(tiny_dir, tmp_path / "cifar")
     key = cache.source_key(str(folder))
     assert key == cache.source_key(str(folder))
