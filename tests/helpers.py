@@ -1,6 +1,7 @@
 """What the tests write and share: tiny CIFAR-10-like data in each on-disk
-format, finished run folders, tuner summaries, a small saved model, and the
-environment of a child process. Fixtures built on these live in conftest.py."""
+format, finished run folders, tuner summaries, a small saved model, a run
+stopped after its first epoch, and the environment of a child process.
+Fixtures built on these live in conftest.py."""
 
 import io
 import os
@@ -169,6 +170,21 @@ def save_tiny_model(path, data):
     model = build_model(Config(widths=(4, 4, 4, 4), dense_units=8), *data.channel_stats())
     model.save(path)
     return model
+
+
+def interrupt_after_first_epoch(monkeypatch):
+    """Makes kcifar.train stop with KeyboardInterrupt once its first epoch
+    is saved, as Ctrl-C would there."""
+    from kcifar.train import Recorder
+
+    original = Recorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        original(self, epoch, logs)
+        if epoch == 0:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Recorder, "on_epoch_end", on_epoch_end)
 
 
 def subprocess_env(tmp_path_factory):

@@ -6,10 +6,11 @@ import os
 import keras
 import numpy as np
 import pytest
+from helpers import interrupt_after_first_epoch
 
 from kcifar import runtime
 from kcifar.experiments import RUNGS, rung
-from kcifar.train import Recorder, compile_model, train
+from kcifar.train import compile_model, train
 
 POLICIES = ("mixed_bfloat16", "mixed_float16")
 COMPUTE = {"mixed_bfloat16": "bfloat16", "mixed_float16": "float16"}
@@ -70,17 +71,6 @@ def test_every_rung_trains_a_step(tiny_data, name, policy="mixed_bfloat16"):
     logs = model.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"]) and logs["loss"] > 0
     assert_probabilities(model.predict_on_batch(x), len(x))
-
-
-def interrupt_after_first_epoch(monkeypatch):
-    original = Recorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Recorder, "on_epoch_end", on_epoch_end)
 
 
 @pytest.mark.parametrize("policy", POLICIES)

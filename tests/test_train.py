@@ -8,6 +8,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from helpers import interrupt_after_first_epoch
 
 from kcifar import files
 from kcifar.config import Config
@@ -47,17 +48,6 @@ def test_a_run_writes_its_folder(tiny_data, tmp_path):
     assert sum(map(sum, metrics["confusion_matrix"])) == 40
     assert metrics["backend"] == keras.backend.backend() and metrics["seed"] == 0
     assert metrics["data"]["checksum"] == tiny_data.checksum and metrics["epochs"] == 3
-
-
-def interrupt_after_first_epoch(monkeypatch):
-    original = Recorder.on_epoch_end
-
-    def on_epoch_end(self, epoch, logs=None):
-        original(self, epoch, logs)
-        if epoch == 0:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Recorder, "on_epoch_end", on_epoch_end)
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
