@@ -184,11 +184,11 @@ def measure(spec, log=print):
         add_figures(entry, mine, spec, result["matmul_gflops"])
     if spec.get("profile"):
         result["profile"] = profile_paths(paths, spec, result["rungs"], backend, log)
-    result["augmentation_images_per_second"] = augmentation_speed(spec, log)
+    result["augmentation_images_per_second"] = augmentation_speed(spec, backend, log)
     return result
 
 
-def augmentation_speed(spec, log):
+def augmentation_speed(spec, backend, log):
     """The augmentation block alone, per batch size, on this backend's device."""
     from kcifar.bench.augment_speed import images_per_second
     from kcifar.experiments import rung
@@ -197,15 +197,9 @@ def augmentation_speed(spec, log):
     out = {"rung": AUGMENTATION_RUNG}
     for batch_size in AUGMENTATION_BATCHES:
         out[str(batch_size)] = images_per_second(config, batch_size, seed=spec["seed"])
-        log(f"{keras_backend()}: {AUGMENTATION_RUNG} augmentation alone, batch {batch_size}: "
+        log(f"{backend}: {AUGMENTATION_RUNG} augmentation alone, batch {batch_size}: "
             f"{out[str(batch_size)]} images/s")
     return out
-
-
-def keras_backend():
-    import keras
-
-    return keras.backend.backend()
 
 
 def profile_paths(paths, spec, rungs, backend, log):
