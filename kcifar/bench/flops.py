@@ -8,17 +8,7 @@ pass, then the gradients with respect to the inputs and to the weights.
 
 import keras
 
-TRAIN_FACTOR = 3  # forward + backward (inputs) + backward (weights)
-
-
-def conv_flops(height, width, in_channels, out_channels, kernel_size=3, strides=1):
-    """Forward operations of one 'same' 2-D convolution on one image."""
-    out_h, out_w = -(-height // strides), -(-width // strides)
-    return 2 * kernel_size * kernel_size * in_channels * out_channels * out_h * out_w
-
-
-def dense_flops(in_units, out_units):
-    return 2 * in_units * out_units
+from kcifar.cost import TRAIN_FACTOR, conv_flops, dense_flops  # noqa: F401  (the arithmetic, shared)
 
 
 def model_flops(model):

@@ -15,6 +15,7 @@ import psutil
 
 import kcifar
 from kcifar import files
+from kcifar.parallel import THREAD_VARIABLES, usable_cpus
 
 PLAIN_MODULES = {"torch": "plain_torch", "tensorflow": "plain_tf", "jax": "plain_jax"}
 SYNTHETIC_TRAIN = 45000  # the size of the real training split
@@ -38,13 +39,6 @@ def synthetic_data(seed=0, n=SYNTHETIC_TRAIN):
     return Synthetic(x, y, x[:100], y[:100], x[:100], y[:100], "synthetic", "synthetic", "none")
 
 
-def usable_cpus():
-    """The CPUs this process may run on; every CPU where the system has no
-    affinity (macOS)."""
-    process = psutil.Process()
-    return process.cpu_affinity() if hasattr(process, "cpu_affinity") else list(range(os.cpu_count()))
-
-
 def limit_threads(n):
     """Keeps this process to n CPUs, before any backend starts its thread
     pools: each sizes them by the CPUs it may run on (and these variables,
@@ -52,7 +46,7 @@ def limit_threads(n):
     process = psutil.Process()
     if hasattr(process, "cpu_affinity"):  # Linux and Windows
         process.cpu_affinity(usable_cpus()[:n])
-    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TF_NUM_INTRAOP_THREADS"):
+    for name in THREAD_VARIABLES:
         os.environ[name] = str(n)
 
 
