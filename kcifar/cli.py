@@ -9,6 +9,9 @@ import argparse
 import json
 import os
 import sys
+import time
+
+import psutil
 
 from kcifar import budgets, files
 from kcifar.config import PRECISIONS
@@ -40,6 +43,10 @@ def parser(prog, description):
                    help="the backends' determinism switches: repeatable on GPU too, and slower")
     p.add_argument("--config", metavar="FILE",
                    help="JSON of config changes, e.g. the best configuration kcifar.tune exports")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="end within SECONDS of the command's start: before each epoch after the first, a run "
+                        "that would not finish that epoch and its test evaluation in time stops, resumable "
+                        "(partial.json, no metrics.json) and exits 0")
     p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
     p.add_argument("--tensorboard", metavar="DIR",
                    help="also write TensorBoard logs (per-epoch scalars) to DIR/<run folder name>; needs TensorFlow")
@@ -59,6 +66,20 @@ def check_backend():
         import keras  # noqa: F401  (imports the backend)
     except ImportError as e:
         raise UsageError(f"backend {backend!r} is not installed ({e}); see README 'Install'")
+
+
+def started():
+    """When this command started (its process's creation), a `time.time()`
+    value: the clock of --time-limit, which counts imports and data loading."""
+    try:
+        return psutil.Process().create_time()
+    except psutil.Error:
+        return time.time()
+
+
+def check_time_limit(seconds):
+    if seconds is not None and not seconds > 0:  # NaN too
+        raise UsageError(f"--time-limit must be a positive number of seconds. Received: --time-limit {seconds:g}")
 
 
 def check_tensorboard(log_dir):
@@ -119,13 +140,16 @@ def train_images(args):
     return budgets.get(args.budget).train_images if args.limit_train is None else args.limit_train
 
 
-def run_dir_of(args, config, seed):
+def run_dir_of(args, config, seed, backend=None):
     """<rung>-<backend>-seed<S>, with the budget after the rung unless full,
-    so that runs of two budgets never share a folder."""
-    import keras
+    so that runs of two budgets never share a folder. `backend`: Keras's
+    (default: the one this process runs)."""
+    if backend is None:
+        import keras
 
+        backend = keras.backend.backend()
     budget = "" if args.budget == budgets.FULL else f"-{args.budget}"
-    return os.path.join(args.out, f"{config.name}{budget}-{keras.backend.backend()}-seed{seed}")
+    return os.path.join(args.out, f"{config.name}{budget}-{backend}-seed{seed}")
 
 
 def run_rung(config, argv=None, description=None):
@@ -142,10 +166,11 @@ def run_rung(config, argv=None, description=None):
 def _run(config, args):
     from kcifar.data import DataError, load
 
+    check_time_limit(args.time_limit)
     check_backend()
     check_tensorboard(args.tensorboard)
     from kcifar.results import summary_line
-    from kcifar.train import RunError, is_complete, train
+    from kcifar.train import RunError, Stopped, is_complete, train
 
     try:
         config = configure(config, args)
@@ -167,10 +192,13 @@ def _run(config, args):
             metrics = train(
                 config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
                 overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-                tensorboard=args.tensorboard,
+                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(),
             )
         except RunError as e:
             _fail(config.name, e, 1)
+        except Stopped as e:
+            print(f"{config.name}: {e}", flush=True)
+            break  # the seeds after it would not fit either
         print(summary_line(metrics))
         print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
         results.append(metrics)

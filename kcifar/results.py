@@ -11,6 +11,10 @@ HISTORY_COLUMNS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
     "learning_rate", "train_seconds", "seconds",
 )
+# The marker of a run that a time limit stopped: it has no metrics.json (that
+# still means complete), and the report shows it apart, as partial.
+PARTIAL_FILE = "partial.json"
+PARTIAL_FORMAT = 1
 
 
 def score_predictions(probs, labels):

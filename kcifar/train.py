@@ -6,6 +6,8 @@ A run folder holds:
   history.csv     one row per finished epoch
   model.keras     the model after the last epoch (never one chosen on test)
   metrics.json    final metrics; written last, so its presence means complete
+  partial.json    only while a time limit has stopped the run: epochs done and
+                  planned, why and when (the checkpoint stays for --resume)
 
 Every file is written under a temporary name and renamed. The checkpoint
 holds the model's variables including the random generators of its noise,
@@ -14,6 +16,7 @@ learning-rate schedule), and the history; batches are keyed by (seed, epoch),
 so a resumed run ends where an uninterrupted one would.
 """
 
+import datetime
 import json
 import math
 import os
@@ -29,13 +32,18 @@ from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 
-from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, score_predictions
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT, score_predictions
 
-RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json")
+RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json", PARTIAL_FILE)
 
 
 class RunError(Exception):
     """A run that cannot start or go on; the message is one line."""
+
+
+class Stopped(Exception):
+    """A run that a time limit stopped between epochs, resumable; the message
+    is the one line to print. Not an error: the command exits 0."""
 
 
 def is_complete(run_dir):
@@ -131,6 +139,32 @@ class Recorder(keras.callbacks.Callback):
         files.write_csv(os.path.join(self.run_dir, "history.csv"), self.history, HISTORY_COLUMNS)
 
 
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after an epoch when the next one and the final test
+    evaluation would not end by `deadline` (a `time.time()` value).
+
+    The estimate comes from the epochs this process has timed: their mean,
+    leaving out the first (it compiles) once there are others, and the last
+    validation pass scaled to the test split. The first epoch always runs.
+    """
+
+    def __init__(self, deadline, history, test_per_val):
+        super().__init__()
+        self.deadline, self.history, self.test_per_val = deadline, history, test_per_val
+        self.done_before = len(history)
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.params["epochs"]:
+            return
+        timed = self.history[self.done_before:]
+        steady = timed[1:] or timed
+        epoch_seconds = sum(row["seconds"] for row in steady) / len(steady)
+        test_seconds = (timed[-1]["seconds"] - timed[-1]["train_seconds"]) * self.test_per_val
+        if time.time() + epoch_seconds + test_seconds > self.deadline:
+            self.model.stop_training = self.stopped = True
+
+
 def save_checkpoint(run_dir, model, history):
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
@@ -178,7 +212,7 @@ def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
 
 
 def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, resume=False,
-          overwrite=False, deterministic=False, verbose=1, tensorboard=None):
+          overwrite=False, deterministic=False, verbose=1, tensorboard=None, time_limit=None, started=None):
     """Trains `config` on `data` into `run_dir`; returns the metrics dict.
 
     Args:
@@ -197,13 +231,26 @@ def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, re
         tensorboard: a folder for TensorBoard's event files (Keras's callback,
             per-epoch scalars) in a subfolder named like `run_dir`; None for
             none. Needs TensorFlow whichever backend trains.
+        time_limit: seconds from `started` within which the run, its test
+            evaluation included, must end (`TimeLimit`); None for none. A run
+            it stops keeps its checkpoint, writes partial.json and raises
+            `Stopped`. Not a setting of the run: a resume may use another.
+        started: when the limit's clock started, a `time.time()` value
+            (default: now).
+
+    Raises:
+        RunError: the run cannot start or go on.
+        Stopped: the time limit stopped it.
     """
+    if time_limit is not None and not time_limit > 0:
+        raise ValueError(f"time_limit must be positive seconds. Received: time_limit={time_limit!r}")
     if tensorboard is not None:
         tensorboard_logs.check()  # before the run folder is made
     with runtime.released_graph_gradients(), runtime.deterministic(deterministic):
         return _train(config, data, run_dir, seed=seed, precision=precision, budget=budget, resume=resume,
                       overwrite=overwrite, deterministic=deterministic, verbose=verbose,
-                      tensorboard=tensorboard)
+                      tensorboard=tensorboard, time_limit=time_limit,
+                      started=time.time() if started is None else started)
 
 
 def data_record(data):
@@ -212,7 +259,8 @@ def data_record(data):
             "train": len(data.y_train), "val": len(data.y_val)}
 
 
-def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard):
+def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard,
+           time_limit, started):
     if resume and is_complete(run_dir) and not overwrite:
         return files.read_json(os.path.join(run_dir, "metrics.json"))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
@@ -231,7 +279,13 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
     if history:
         print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
 
+    limit = None
+    if time_limit is not None:
+        limit = TimeLimit(started + time_limit, history, len(data.y_test) / max(len(data.y_val), 1))
     if len(history) < config.epochs:
+        marker = os.path.join(run_dir, PARTIAL_FILE)
+        if os.path.exists(marker):  # it described the stop before this resume
+            os.remove(marker)
         batches.epoch = len(history)  # Keras may peek at a batch before the first epoch begins
         model.fit(
             batches,
@@ -241,10 +295,12 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
             # shuffle of batch order draws from Python's global generator
             epochs=config.epochs,
             initial_epoch=len(history),
-            callbacks=[EpochSync(batches), Recorder(run_dir, history),
+            callbacks=[EpochSync(batches), Recorder(run_dir, history), *([limit] if limit else []),
                        *tensorboard_logs.callbacks_for(tensorboard, run_dir)],
             verbose=verbose,
         )
+    if limit is not None and limit.stopped:
+        raise Stopped(stop_partial(run_dir, config, history, time_limit, started))
 
     eval_start = time.perf_counter()
     network = inference_network(model)  # without the augmentation block
@@ -283,6 +339,27 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         "class_names": list(CLASS_NAMES),
     }
     files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
-        os.remove(os.path.join(run_dir, "checkpoint.npz"))
+    for name in ("checkpoint.npz", PARTIAL_FILE):
+        if os.path.exists(os.path.join(run_dir, name)):
+            os.remove(os.path.join(run_dir, name))
     return metrics
+
+
+def stop_partial(run_dir, config, history, time_limit, started):
+    """Writes the partial-run marker; returns the line that says so."""
+    now = time.time()
+    files.write_json(os.path.join(run_dir, PARTIAL_FILE), {
+        "format": PARTIAL_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "epochs_done": len(history),
+        "epochs_planned": config.epochs,
+        "reason": "time-limit",
+        "time_limit_seconds": time_limit,
+        "elapsed_seconds": round(now - started, 1),
+        "stopped_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "val_accuracy": history[-1]["val_accuracy"],
+        **runtime.describe(),
+        "code": runtime.code_version(),
+    })
+    return f"stopped by --time-limit after {len(history)} of {config.epochs} epochs; --resume continues"

@@ -49,9 +49,10 @@ def test_bad_range(spec, message, capsys):
 
 
 def run_files(run_dir):
-    """{file name: (sha256 of its bytes, modification time)} of a run folder."""
+    """{file name: (sha256 of its bytes, modification time)} of a run folder's
+    run files (run.log, the command's output, grows with every command)."""
     return {name: (hashlib.sha256((run_dir / name).read_bytes()).hexdigest(), (run_dir / name).stat().st_mtime_ns)
-            for name in sorted(os.listdir(run_dir))}
+            for name in sorted(os.listdir(run_dir)) if name != "run.log"}
 
 
 def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
@@ -70,9 +71,12 @@ def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {run_dir: run_files(run_dir) for run_dir in run_dirs} == finished  # not a byte, not a time
-    # Each rung's header and its one skip line, nothing else: no run handed
-    # to train() again, which would print its summary.
-    assert again.stdout.splitlines() == [
+    # Each rung's header and its one skip line, then the outcome table,
+    # nothing else: no run handed to train() again, which would print its summary.
+    lines = again.stdout.splitlines()
+    table = lines.index(next(line for line in lines if line.startswith("run ")))
+    assert lines[:table] == [
         line for name, run_dir in zip(names, run_dirs)
         for line in (f"=== {name}: {rung(name).CONFIG.change}", f"{name}: skipped: complete run in {run_dir}")
     ]
+    assert [line.split()[:4] for line in lines[table + 1:]] == [[name, "seed", "0", "complete"] for name in names]

@@ -22,7 +22,7 @@ def groups(tmp_path_factory):
     write_run(root, name="baseline", backend="torch", test_accuracy=0.5, train_accuracy=0.9)
     write_run(root, name="trick6", seed=0, epochs=1, test_accuracy=0.8, train_accuracy=0.85)
     write_run(root, name="trick6", seed=1, epochs=1, test_accuracy=0.9, train_accuracy=0.8)
-    found, skipped = runs.collect([str(root)])
+    found, _, skipped = runs.collect([str(root)])
     assert not skipped
     return runs.group_runs(found)
 
@@ -35,7 +35,7 @@ def small(tmp_path_factory):
         write_run(root, name=name, epochs=4, budget="small", test_accuracy=0.1 * (i % 10),
                   train_accuracy=0.05 + 0.09 * i)
     write_run(root, name="trick3", seed=1, epochs=4, budget="small", test_accuracy=0.5, train_accuracy=0.7)
-    found, skipped = runs.collect([str(root)])
+    found, _, skipped = runs.collect([str(root)])
     assert not skipped
     return runs.group_runs(found)
 

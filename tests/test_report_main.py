@@ -148,3 +148,47 @@ def test_runs_as_a_command_in_a_fresh_interpreter(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.exists(tmp_path / "out" / "figures" / "ladder.png")
+
+
+def write_partial(root, name="trick3", epochs_done=2, epochs_planned=50):
+    """A run folder as --time-limit leaves it after travelling: no
+    metrics.json, no checkpoint, a partial.json beside its history."""
+    from kcifar import files
+    from kcifar.results import PARTIAL_FILE
+
+    run_dir = write_run(root, name=name, epochs=epochs_done, test_accuracy=0.4)
+    os.remove(os.path.join(run_dir, "metrics.json"))
+    files.write_json(os.path.join(run_dir, PARTIAL_FILE), {
+        "format": 1, "name": name, "rung": int(name[-1]), "epochs_done": epochs_done,
+        "epochs_planned": epochs_planned, "reason": "time-limit", "time_limit_seconds": 480.0,
+        "elapsed_seconds": 471.2, "stopped_at": "2026-12-02T01:02:03+00:00", "val_accuracy": 0.4375,
+        "backend": "torch", "backend_version": "2.11.0", "keras_version": "3.15.1", "device": "gpu: NVIDIA H200",
+        "python": "3.12.0", "code": {"commit": "0123456789abcdef", "dirty": False},
+    })
+    return run_dir
+
+
+def test_a_run_stopped_by_its_time_limit_is_listed_as_partial_never_in_the_ladder(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_run("experiments", name="baseline", seed=0)
+    write_partial("experiments")
+    assert main([]) == 0
+    out, err = capsys.readouterr()
+    assert "from 1 runs, 1 partial (0 skipped)" in out and err == ""
+    page = (tmp_path / "experiments" / "README.md").read_text()
+    ladder_part = page[:page.index("## Partial runs")]
+    assert "| 0 baseline |" in ladder_part and "trick3" not in ladder_part
+    assert ("| 3 trick3 | full | 2/50 | 43.75% | time-limit, 2026-12-02T01:02:03+00:00 | torch | gpu: NVIDIA H200 "
+            "| 0123456 | [trick3-jax-seed0](trick3-jax-seed0/) |") in page
+    assert not any("trick3" in name for name in os.listdir(tmp_path / "experiments" / "figures"))
+
+
+def test_a_marker_whose_run_went_on_is_skipped_with_the_reason(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    run_dir = write_partial("experiments", epochs_done=2)
+    from kcifar import files
+
+    rows = files.read_csv(os.path.join(run_dir, "history.csv"))
+    files.write_csv(os.path.join(run_dir, "history.csv"), rows + [{**rows[-1], "epoch": "3"}], list(rows[0]))
+    assert main([]) == 0
+    assert "the run went on after its stop and was interrupted" in capsys.readouterr().err

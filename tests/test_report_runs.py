@@ -90,7 +90,7 @@ def test_collect_finds_runs_sorts_them_and_reports_the_broken(tmp_path):
     (trial / "history.csv").write_text("epoch\n")
     (tmp_path / "empty").mkdir()
 
-    found, skipped = runs.collect([str(tmp_path), str(tmp_path / "b" / "trick2-jax-seed0"), str(tmp_path / "empty")])
+    found, _, skipped = runs.collect([str(tmp_path), str(tmp_path / "b" / "trick2-jax-seed0"), str(tmp_path / "empty")])
 
     assert [(r.metrics["name"], r.metrics["seed"]) for r in found] == [
         ("baseline", 0), ("trick1", 0), ("trick2", 0), ("trick2", 1)]
@@ -103,7 +103,7 @@ def test_group_runs_pools_seeds_and_keeps_backends_apart(tmp_path):
         write_run(tmp_path, name="trick3", seed=seed, test_accuracy=accuracy)
     write_run(tmp_path, name="trick3", backend="torch", test_accuracy=0.7)
     write_run(tmp_path, name="trick3", seed=9, test_accuracy=0.9, config_changes={"dropout": 0.4})
-    found, _ = runs.collect([str(tmp_path)])
+    found = runs.collect([str(tmp_path)])[0]
     groups = runs.group_runs(found)
 
     summary = [(g.first["backend"], g.runs[0].variant, g.values("seed")) for g in groups]
@@ -218,7 +218,7 @@ def test_budgets_are_grouped_apart_full_first(tmp_path):
     write_run(tmp_path / "t", name="baseline", budget="tiny")
     write_run(tmp_path / "f", name="trick2", budget="full")
     write_run(tmp_path / "o", name="baseline")  # before budgets: full
-    found, _ = runs.collect([str(tmp_path)])
+    found = runs.collect([str(tmp_path)])[0]
     split = runs.by_budget(runs.group_runs(found))
     assert list(split) == ["full", "small", "tiny"]
     assert [g.first["name"] for g in split["full"]] == ["baseline", "trick2"]
@@ -240,7 +240,7 @@ def test_code_text(code, text):
 def test_runs_that_recorded_the_data_by_its_path_share_the_data_of_those_that_name_it(tmp_path):
     write_run(tmp_path, name="baseline", seed=0, data=OLD_DATA)
     write_run(tmp_path, name="baseline", seed=1)
-    found, _ = runs.collect([str(tmp_path)])
+    found = runs.collect([str(tmp_path)])[0]
     (group,) = runs.group_runs(found)
     assert group.values("seed") == [0, 1]
     assert runs.data_label(OLD_DATA) == runs.data_label(DATA)

@@ -16,7 +16,7 @@ def rows_of(markdown):
 
 
 def groups_under(root):
-    found, _ = runs.collect([str(root)])
+    found = runs.collect([str(root)])[0]
     return runs.group_runs(found)
 
 
@@ -71,7 +71,7 @@ def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
     write_run(out, name="baseline", seed=1)
     search = write_summary(str(tmp_path / "tuner_runs" / "trick4-random"))
     (tmp_path / "tuner_runs" / "trick4-random" / "summary.png").write_bytes(b"png")
-    found, _ = runs.collect([str(out)])
+    found = runs.collect([str(out)])[0]
     names = runs.short_names([r.path for r in found])
     summary = runs.load_tuner(search)
 
@@ -103,7 +103,7 @@ def test_page_has_a_table_and_charts_per_budget_and_each_runs_code(tmp_path):
     write_run(out / "small", name="baseline", epochs=4, budget="small", code={"commit": commit, "dirty": True})
     write_run(out / "small", name="trick1", epochs=4, budget="small", code={"commit": commit, "dirty": False})
     write_run(out, name="baseline", epochs=2, data=OLD_DATA)  # before budgets and code versions
-    found, _ = runs.collect([str(out)])
+    found = runs.collect([str(out)])[0]
     names = runs.short_names([r.path for r in found])
     text = table.page(runs.group_runs(found), names, [], [], str(out))
 

@@ -1,10 +1,13 @@
-"""python -m kcifar.experiments [--run FIRST..LAST] [rung flags]
+"""python -m kcifar.experiments [--run FIRST..LAST [--jobs N] [--devices LIST]] [rung flags]
 
 Without --run, lists the rungs and their one change. With --run, trains the
-rungs from FIRST to LAST in order; rungs whose run folder is complete are
-skipped and interrupted ones resumed, so rerunning the same command after an
-interruption carries on where it stopped. Other flags go to every rung
-(see `python -m kcifar.experiments.baseline --help`).
+rungs from FIRST to LAST, each in a process of its own (`kcifar.ladder`):
+one after another in ladder order, or with --jobs N up to N at once, the
+costliest first. Rungs whose run folder is complete are skipped and
+interrupted ones resumed, so rerunning the same command carries on where it
+stopped; a rung that fails does not stop the others. Other flags go to
+every rung (see `python -m kcifar.experiments.baseline --help`); the
+--time-limit counts from this command's start.
 """
 
 import argparse
@@ -29,26 +32,30 @@ def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m kcifar.experiments", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", metavar="FIRST..LAST", help="e.g. baseline..trick4, or one rung")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="rungs trained at once, each in its own process, the costliest first (default 1)")
+    p.add_argument("--devices", metavar="LIST",
+                   help="GPUs to spread the rungs over, e.g. 0,1,2,3 (one per child, round robin; default: "
+                        "every child sees every device)")
     args, rest = p.parse_known_args(argv)
     if not args.run:
-        if rest:
-            p.error(f"unrecognized arguments: {' '.join(rest)}")
+        if rest or args.devices:
+            p.error(f"unrecognized arguments: {' '.join(rest)}" if rest else "--devices needs --run")
         for name in RUNGS:
             module = rung(name)
             print(f"{name:9} rung {module.CONFIG.rung}  lecture {module.LECTURE:.1%}  {module.CONFIG.change}")
         return 0
+    from kcifar import cli, ladder, parallel
+
     try:
         names = rung_range(args.run)
-    except ValueError as e:
+        if args.jobs < 1:
+            raise ValueError(f"--jobs must be at least 1. Received: --jobs {args.jobs}")
+        devices = parallel.parse_devices(args.devices) if args.devices is not None else None
+        return ladder.run(names, rest, jobs=args.jobs, devices=devices)
+    except (ValueError, cli.UsageError) as e:
         print(f"kcifar.experiments: error: {e}", file=sys.stderr)
         return 2
-    from kcifar.cli import run_rung
-
-    flags = rest if "--resume" in rest or "--overwrite" in rest else rest + ["--resume"]
-    for name in names:
-        print(f"=== {name}: {rung(name).CONFIG.change}", flush=True)
-        run_rung(rung(name).CONFIG, flags)
-    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,9 @@ folder or a folder of them, searched recursively), DIR defaults to report/ in
 the folder that holds the named runs (runs/report/ for `runs/*`). A folder
 that cannot be read (missing, incomplete, unreadable, from a newer kcifar) is
 skipped with one line on stderr and listed on the page; the rest is still
-made, and the exit status is 0. The same files give the same bytes.
+made, and the exit status is 0. A run that --time-limit stopped (its
+partial.json) is listed apart, as partial: epochs done, last validation
+accuracy, no test accuracy. The same files give the same bytes.
 """
 
 import argparse
@@ -59,7 +61,7 @@ def _generated_page(path):
 def write_report(run_paths, out_dir, tuner_dirs=()):
     """Writes out_dir/figures/*.png, out_dir/README.md and the list of both.
 
-    Returns (runs used, (path, reason) pairs of what was skipped). Files the
+    Returns (runs used, partial runs, (path, reason) pairs of what was skipped). Files the
     previous report listed and this one did not write are deleted; nothing
     else is. A README.md that no report wrote is refused (ReportError).
     """
@@ -69,7 +71,7 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
         raise ReportError(f"{readme} was not written by kcifar.report; name another --out")
     # The report's own folder named among the runs (runs/* after a first report) is no run folder.
     run_paths = [p for p in run_paths if os.path.abspath(p) != os.path.abspath(out_dir) or find_runs(p)]
-    runs, skipped = collect(run_paths)
+    runs, partial, skipped = collect(run_paths)
     searches = []
     tuner_names = short_names(tuner_dirs)
     for folder in tuner_dirs:
@@ -93,14 +95,14 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
     for run in runs:
         draw(f"{names[run.path]}-curves.png", figures.curves, run)
         draw(f"{names[run.path]}-classes.png", figures.classes, run)
-    files.write_text(readme, page(groups, names, skipped, searches, out_dir))
+    files.write_text(readme, page(groups, names, skipped, searches, out_dir, partial))
     written.append("README.md")
     files.write_text(os.path.join(out_dir, MANIFEST), MANIFEST_HEADER + "".join(f"{p}\n" for p in sorted(written)))
     for stale in sorted(previous - set(written)):
         path = os.path.join(out_dir, *stale.split("/"))
         if os.path.isfile(path):
             os.remove(path)
-    return runs, skipped
+    return runs, partial, skipped
 
 
 def beside(paths):
@@ -142,7 +144,7 @@ def main(argv=None):
     else:
         out = args.out or beside(run_dirs)
     try:
-        runs, skipped = write_report(run_dirs, out, tuner_dirs)
+        runs, partial, skipped = write_report(run_dirs, out, tuner_dirs)
     except ReportError as e:
         return _fail(str(e))
     except OSError as e:
@@ -150,7 +152,8 @@ def main(argv=None):
     for path, reason in skipped:
         print(f"kcifar.report: skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote {os.path.join(out, 'README.md')} and its figures in "
-          f"{os.path.join(out, 'figures')}/ from {len(runs)} runs ({len(skipped)} skipped)")
+          f"{os.path.join(out, 'figures')}/ from {len(runs)} runs"
+          + (f", {len(partial)} partial" if partial else "") + f" ({len(skipped)} skipped)")
     return 0
 
 

@@ -16,7 +16,7 @@ import re
 from kcifar import files
 from kcifar.data.loader import named_description
 from kcifar.experiments import RUNGS, rung
-from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT
 
 # What the report reads from metrics.json; a file without one of these is
 # not a finished run of a format this code knows.
@@ -29,7 +29,9 @@ METRICS_KEYS = (
 NUMBERS = ("rung", "epochs", "seed", "test_accuracy", "train_accuracy", "gap", "wall_seconds")
 DATA_KEYS = ("description", "source", "format", "checksum", "train", "val", "test", "notes")
 # Files that make a folder a run folder, complete or not.
-RUN_MARKERS = ("metrics.json", "settings.json", "history.csv", "checkpoint.npz")
+RUN_MARKERS = ("metrics.json", "settings.json", "history.csv", "checkpoint.npz", PARTIAL_FILE)
+PARTIAL_KEYS = ("format", "name", "rung", "epochs_done", "epochs_planned", "reason", "stopped_at", "val_accuracy",
+                "backend", "device")
 # Config fields that are not part of what a rung is (epochs has its own column).
 NOT_VARIANT = ("name", "rung", "change", "epochs")
 # Where kcifar.budgets cannot say what a budget trains, these fields belong
@@ -96,6 +98,27 @@ class Run:
         return self.group + (self.metrics["seed"], self.path)
 
 
+@dataclasses.dataclass(frozen=True)
+class Partial:
+    """A run that a time limit stopped: its folder, partial.json, history.csv
+    rows and settings.json. It has no test accuracy (the test set is measured
+    once, for complete runs) and stays out of the ladder's figures."""
+
+    path: str
+    marker: dict
+    history: list
+    settings: dict
+
+    @property
+    def budget(self):
+        return self.settings.get("budget") or FULL
+
+    @property
+    def sort_key(self):
+        m = self.marker
+        return (budget_order(self.budget), m["rung"], m["name"], m["backend"], self.settings.get("seed", 0), self.path)
+
+
 def _canonical(value):
     return json.dumps(value, sort_keys=True)
 
@@ -158,6 +181,31 @@ def find_runs(root):
             found.append(folder)
             subfolders[:] = []
     return sorted(found)
+
+
+def load_partial(path):
+    """Reads and checks a run folder a time limit stopped (no checkpoint
+    needed: checkpoints do not travel); raises Skipped with the reason."""
+    marker = _read_json(os.path.join(path, PARTIAL_FILE))
+    if not isinstance(marker, dict) or not isinstance(marker.get("format"), int):
+        raise Skipped(f"{PARTIAL_FILE} has no format number: not a kcifar marker")
+    if marker["format"] > PARTIAL_FORMAT:
+        raise Skipped(f"{PARTIAL_FILE} has format {marker['format']}, newer than this kcifar reads "
+                      f"({PARTIAL_FORMAT}); update kcifar")
+    missing = [k for k in PARTIAL_KEYS if k not in marker]
+    if missing:
+        raise Skipped(f"{PARTIAL_FILE} lacks {', '.join(missing)}")
+    history = read_history(os.path.join(path, "history.csv"))
+    if len(history) != marker["epochs_done"]:
+        raise Skipped(f"history.csv has {len(history)} epochs but {PARTIAL_FILE} says {marker['epochs_done']}: "
+                      "the run went on after its stop and was interrupted; finish it with --resume")
+    settings_path = os.path.join(path, "settings.json")
+    if not os.path.exists(settings_path):
+        raise Skipped("no settings.json")
+    settings = _read_json(settings_path)
+    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
+        raise Skipped("settings.json has no config")
+    return Partial(path=os.path.normpath(path), marker=marker, history=history, settings=settings)
 
 
 def load_run(path):
@@ -225,21 +273,27 @@ def _read_json(path):
 def collect(paths):
     """Loads every run under `paths` (run folders or folders of them).
 
-    Returns (runs sorted by rung, config, backend, ... and seed; skipped as
-    (path, reason) pairs in the order met).
+    Returns (runs sorted by rung, config, backend, ... and seed; `Partial`
+    runs that a time limit stopped, sorted likewise; skipped as (path,
+    reason) pairs in the order met).
     """
-    runs, skipped = [], []
+    runs, partial, skipped = [], [], []
     for path in paths:
         found = [path] if not os.path.isdir(path) else find_runs(path)
         if os.path.isdir(path) and not found:
             skipped.append((path, "no run folders in it"))
         for folder in found:
+            stopped = os.path.isdir(folder) and os.path.exists(os.path.join(folder, PARTIAL_FILE)) and \
+                not os.path.exists(os.path.join(folder, "metrics.json"))
             try:
-                runs.append(load_run(folder))
+                (partial if stopped else runs).append(load_partial(folder) if stopped else load_run(folder))
             except Skipped as e:
                 skipped.append((folder, str(e)))
-    unique = {run.path: run for run in runs}  # a folder named twice counts once
-    return sorted(unique.values(), key=lambda run: run.sort_key), skipped
+    # A folder named twice counts once.
+    unique = {run.path: run for run in runs}
+    stops = {run.path: run for run in partial}
+    return (sorted(unique.values(), key=lambda run: run.sort_key),
+            sorted(stops.values(), key=lambda run: run.sort_key), skipped)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,7 +141,26 @@ def _ladder_section(budget, groups, all_groups):
     ]
 
 
-def page(groups, names, skipped, searches, out_dir):
+def partial_section(partial, out_dir):
+    """The runs a time limit stopped: epochs done of planned and the last
+    validation accuracy; no test accuracy, and never in the ladder."""
+    lines = ["## Partial runs\n",
+             "Stopped by a time limit before their last epoch (`--time-limit`), each with its checkpoint kept "
+             "where it ran: the same command with `--resume` finishes it. The test set is measured once, at the "
+             "end of a complete run, so these have no test accuracy and are not in the ladder's tables or "
+             "figures.\n",
+             "| rung | budget | epochs | last val | stopped | backend | device | code | folder |",
+             "|---|---|---:|---:|---|---|---|---|---|"]
+    for run in partial:
+        m, link = run.marker, _link(run.path, out_dir)
+        row = (f"{m['rung']} {m['name']}", run.budget, f"{m['epochs_done']}/{m['epochs_planned']}",
+               percent(m["val_accuracy"]), f"{m['reason']}, {m['stopped_at']}", m["backend"], m["device"],
+               code_text(m.get("code")), f"[{link}]({link}/)")
+        lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def page(groups, names, skipped, searches, out_dir, partial=()):
     """The whole Markdown page: a section per budget, then every run.
 
     Args:
@@ -150,6 +169,7 @@ def page(groups, names, skipped, searches, out_dir):
         skipped: (path, reason) pairs of folders left out.
         searches: (project, folder, summary.json contents) of kcifar.tune searches.
         out_dir: the folder the page is written to (links are relative to it).
+        partial: `Partial` runs, stopped by a time limit.
     """
     parts = [
         GENERATED_HEADER + " from the results files the runs wrote (metrics.json, "
@@ -157,6 +177,8 @@ def page(groups, names, skipped, searches, out_dir):
     ]
     for budget, members in by_budget(groups).items():
         parts += _ladder_section(budget, members, groups)
+    if partial:
+        parts.append(partial_section(partial, out_dir))
     if groups:
         parts += ["Columns:\n", LEGEND, "Data:\n", data_list(groups), "## Runs\n"]
     for group in groups:

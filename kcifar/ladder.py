@@ -1,0 +1,291 @@
+"""A range of rungs, each in a process of its own, up to N at once.
+
+    python -m kcifar.experiments --run baseline..trick9 --jobs 4 --devices 0,1 --time-limit 500
+
+The parent never imports a Keras backend (it takes no GPU memory): it reads
+the rungs' configs, orders them (ladder order with one job, costliest first
+with more, by `kcifar.cost`), starts `python -m kcifar.experiments.<rung>`
+for each (rung, seed) with the rung flags and --resume, and follows each
+run through its folder's history.csv. A child's whole output goes to
+run.log in its run folder (with one job, to the terminal as well); the
+parent shows one status line per run. A run that fails does not stop the
+others; the end is a table of every run's outcome, and a non-zero exit
+names the failed ones. Ctrl-C reaches the parent alone, which sends each
+running child exactly one SIGINT: every child discards its unfinished epoch
+and keeps its last checkpoint, so the same command resumes them all.
+"""
+
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from kcifar import cli, cost, files, parallel
+from kcifar.experiments import RUNGS, rung
+from kcifar.results import PARTIAL_FILE
+
+LOG_FILE = "run.log"  # a child's output, in its run folder; never committed
+POLL_SECONDS = 1.0
+# Flags the parent handles itself and does not pass on as they were given.
+RUN_CONTROL = ("--time-limit", "--seeds", "--seed")
+
+
+@dataclasses.dataclass
+class Job:
+    """One (rung, seed) run: what the parent knows of it."""
+
+    name: str
+    seed: int
+    run_dir: str
+    epochs: int
+    cost: float
+    process: subprocess.Popen = None
+    slot: int = None
+    returncode: int = None
+    interrupted: bool = False
+    last_line: str = ""
+
+    @property
+    def running(self):
+        return self.process is not None and self.returncode is None
+
+    def outcome(self):
+        if os.path.exists(os.path.join(self.run_dir, "metrics.json")):
+            return "complete"
+        if os.path.exists(os.path.join(self.run_dir, PARTIAL_FILE)):
+            return "partial"
+        if self.process is None:
+            return "not started"
+        return "interrupted" if self.interrupted else "failed"
+
+
+def backend_name():
+    """The backend the children will run, found as Keras finds it (the
+    KERAS_BACKEND variable, then keras.json, then TensorFlow) without
+    importing Keras."""
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+    try:
+        return files.read_json(os.path.join(home, "keras.json")).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def plan(names, flags, jobs):
+    """The Jobs for rungs `names` under the rung flags `flags`, in the order
+    they start. Raises cli.UsageError for flags the rungs would refuse."""
+    args = cli.parser("python -m kcifar.experiments", "").parse_args(flags)
+    cli.check_time_limit(args.time_limit)
+    seeds = cli.seeds_of(args)
+    backend = backend_name()
+    planned = []
+    for name in names:
+        try:
+            config = cli.configure(rung(name).CONFIG, args)
+        except ValueError as e:
+            raise cli.UsageError(str(e))
+        for seed in seeds:
+            planned.append(Job(name, seed, cli.run_dir_of(args, config, seed, backend), config.epochs,
+                               cost.training_flops(config, 1)))
+    if jobs > 1:  # the longest first, so that the last to start are short
+        planned.sort(key=lambda job: -job.cost)
+    return planned, args
+
+
+def passed_flags(flags):
+    """The rung flags without the run-control ones the parent sets per child."""
+    out, skip = [], False
+    for flag in flags:
+        if skip:
+            skip = False
+            continue
+        key = flag.split("=", 1)[0]
+        if key in RUN_CONTROL:
+            skip = "=" not in flag
+            continue
+        out.append(flag)
+    if "--resume" not in out and "--overwrite" not in out:
+        out.append("--resume")  # complete runs are skipped, interrupted ones resumed
+    return out
+
+
+def child_command(job, flags, time_left):
+    """The command line of one child."""
+    command = [sys.executable, "-m", f"kcifar.experiments.{job.name}", *flags, "--seed", str(job.seed)]
+    if time_left is not None:
+        command += ["--time-limit", f"{time_left:.1f}"]
+    return command
+
+
+def start(job, flags, slot, jobs, devices, time_left, echo):
+    """Starts the child of `job` in `slot`; its output goes to run.log."""
+    os.makedirs(job.run_dir, exist_ok=True)
+    log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
+    job.slot = slot
+    # A session of its own on POSIX: the terminal's Ctrl-C reaches the parent
+    # alone, which passes on exactly one SIGINT (Windows children share the
+    # console and get it from there).
+    job.process = subprocess.Popen(
+        child_command(job, flags, time_left), env=parallel.child_env(jobs, slot, devices),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=os.name == "posix",
+    )
+    parallel.pin(job.process.pid, jobs, slot)
+    threading.Thread(target=_copy_output, args=(job, log, echo), daemon=True).start()
+
+
+def _copy_output(job, log, echo):
+    with log:
+        for chunk in iter(lambda: job.process.stdout.read1(4096), b""):
+            log.write(chunk)
+            log.flush()
+            if echo:
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            lines = chunk.decode("utf-8", "replace").replace("\r", "\n").strip().splitlines()
+            if lines:
+                job.last_line = lines[-1].strip()
+
+
+def status(job):
+    """One line: rung, epoch/epochs, last validation accuracy, images/s, ETA."""
+    head = f"{job.name} seed {job.seed}"
+    if job.process is None:
+        return f"{head}: waiting"
+    history = _history(job.run_dir)
+    if job.returncode is not None:
+        outcome = job.outcome()
+        done = f", {len(history)}/{job.epochs} epochs" if history else ""
+        if outcome == "failed":
+            return f"{head}: failed (exit {job.returncode}){done}: {job.last_line}"
+        return f"{head}: {outcome}{done}"
+    if not history:
+        return f"{head}: starting"
+    last = history[-1]
+    images = _train_images(job.run_dir)
+    speed = f", {images / float(last['train_seconds']):.0f} img/s" if images and float(last["train_seconds"]) else ""
+    per_epoch = sum(float(row["seconds"]) for row in history) / len(history)
+    eta = per_epoch * max(job.epochs - len(history), 0)
+    return (f"{head}: epoch {len(history)}/{job.epochs}, val {float(last['val_accuracy']):.1%}{speed}, "
+            f"ETA {eta / 60:.1f} min")
+
+
+def _history(run_dir):
+    try:
+        return files.read_csv(os.path.join(run_dir, "history.csv"))
+    except (OSError, ValueError):
+        return []
+
+
+def _train_images(run_dir):
+    try:
+        return files.read_json(os.path.join(run_dir, "settings.json"))["data"]["train"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+class StatusBoard:
+    """The status lines, redrawn in place on a terminal; in a log file, a
+    line whenever a run's state or epoch changes."""
+
+    def __init__(self, jobs, stream=None):
+        self.jobs, self.stream = jobs, stream or sys.stdout
+        self.tty = self.stream.isatty()
+        self.drawn, self.shown = 0, {}
+
+    def update(self):
+        lines = [status(job) for job in self.jobs]
+        if self.tty:
+            up = f"\x1b[{self.drawn}F" if self.drawn else ""
+            self.stream.write(up + "".join(f"\x1b[2K{line}\n" for line in lines))
+            self.drawn = len(lines)
+        else:
+            for job, line in zip(self.jobs, lines):
+                key = line.split(", ETA")[0].split(", val")[0] if job.running else line
+                if self.shown.get(id(job)) != key:
+                    self.shown[id(job)] = key
+                    self.stream.write(line + "\n")
+        self.stream.flush()
+
+
+def run(names, flags, jobs=1, devices=None, out=None):
+    """Trains rungs `names` (`--run`'s range) with the rung flags `flags`.
+
+    Args:
+        names: rung names in ladder order.
+        flags: the rung flags (see `python -m kcifar.experiments.baseline --help`).
+        jobs: how many children run at once.
+        devices: GPU indices from `parallel.parse_devices`, or None.
+        out: where status lines and the outcome table go (default stdout).
+
+    Returns:
+        The exit status: 0 when no run failed, 1 when one did, 130 after Ctrl-C.
+    """
+    out = out or sys.stdout
+    planned, args = plan(names, flags, jobs)
+    child_flags = passed_flags(flags)
+    begin = cli.started()
+    board = StatusBoard(planned, out) if jobs > 1 else None
+    pending, free, interrupted = list(planned), list(range(jobs)), False
+    try:
+        while pending or any(job.running for job in planned):
+            while pending and free:
+                job = pending.pop(0)
+                time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
+                if time_left is not None and time_left <= 0:
+                    pending.clear()  # the limit has passed: what is left does not start
+                    break
+                if board is None:
+                    print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
+                start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
+            time.sleep(POLL_SECONDS if board else 0.2)
+            for job in planned:
+                if job.running and job.process.poll() is not None:
+                    job.returncode = job.process.returncode
+                    free.append(job.slot)
+            if board:
+                board.update()
+    except KeyboardInterrupt:
+        interrupted = True
+        _interrupt([job for job in planned if job.running])
+    print(outcome_table(planned), file=out, flush=True)
+    failed = [job for job in planned if job.outcome() == "failed"]
+    if interrupted:
+        print("interrupted; run the same command to resume", file=sys.stderr)
+        return 130
+    if failed:
+        print("kcifar.experiments: error: failed: " + ", ".join(f"{j.name} (seed {j.seed})" for j in failed)
+              + f"; see {LOG_FILE} in their run folders", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _interrupt(running):
+    """One SIGINT to each running child, then waits for them all."""
+    for job in running:
+        job.interrupted = True
+        if os.name == "posix":
+            job.process.send_signal(signal.SIGINT)
+    for job in running:
+        while True:
+            try:
+                job.returncode = job.process.wait()
+                break
+            except KeyboardInterrupt:  # a second Ctrl-C: the children are stopping already
+                continue
+
+
+def outcome_table(planned):
+    """Every run's outcome, in ladder order."""
+    rows = [("run", "outcome", "epochs", "folder")]
+    for job in sorted(planned, key=lambda j: (RUNGS.index(j.name), j.seed)):
+        history = _history(job.run_dir)
+        rows.append((f"{job.name} seed {job.seed}", job.outcome(), f"{len(history)}/{job.epochs}", job.run_dir))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3]
+                     for row in rows)
+

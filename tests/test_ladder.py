@@ -1,0 +1,195 @@
+"""--run with --jobs and --devices: order, the children's environment,
+failure isolation, Ctrl-C, status lines and bad input (kcifar.ladder). The
+tiny GPU command of the README runs in test_gpu_command.py."""
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from helpers import REPO, subprocess_env
+
+from kcifar import files, ladder, parallel
+from kcifar.experiments import RUNGS
+from kcifar.experiments.__main__ import main
+from kcifar.results import HISTORY_COLUMNS
+
+# A stand-in for `python -m kcifar.experiments.<rung>`: records its
+# environment and what it was asked, then ends as its rung name says.
+FAKE_CHILD = r"""
+import json, os, signal, sys, time
+run_dir, name = sys.argv[1], sys.argv[2]
+os.makedirs(run_dir, exist_ok=True)
+json.dump({"env": dict(os.environ), "argv": sys.argv[3:]}, open(os.path.join(run_dir, "child.json"), "w"))
+if name == "trick1":
+    print("kcifar.experiments.trick1: error: boom", flush=True)
+    sys.exit(1)
+if name == "wait":  # until SIGINT; counts every one it gets for 1.5 s
+    def count(*_):
+        with open(os.path.join(run_dir, "signals.txt"), "a") as f:
+            f.write("SIGINT\n")
+    signal.signal(signal.SIGINT, count)
+    open(os.path.join(run_dir, "ready"), "w").close()
+    deadline = time.time() + 60
+    while time.time() < deadline and not os.path.exists(os.path.join(run_dir, "signals.txt")):
+        time.sleep(0.05)
+    time.sleep(1.5)
+    sys.exit(130)
+json.dump({"done": True}, open(os.path.join(run_dir, "metrics.json"), "w"))
+"""
+
+
+@pytest.fixture
+def fake_children(tmp_path, monkeypatch):
+    script = tmp_path / "fake_child.py"
+    script.write_text(FAKE_CHILD)
+    monkeypatch.setattr(ladder, "child_command",
+                        lambda job, flags, time_left: [sys.executable, str(script), job.run_dir, job.name, *flags]
+                        + ([] if time_left is None else ["--time-limit", f"{time_left:.1f}"]))
+    monkeypatch.setattr(ladder, "POLL_SECONDS", 0.05)
+    return script
+
+
+@pytest.fixture
+def two_gpus(tmp_path, monkeypatch):
+    """An nvidia-smi on PATH that lists GPUs 0 and 1."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "nvidia-smi"
+    fake.write_text("#!/bin/sh\nprintf '0\\n1\\n'\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+
+
+def child_record(out, name, seed=0):
+    return files.read_json(os.path.join(out, f"{name}-{ladder.backend_name()}-seed{seed}", "child.json"))
+
+
+def test_one_job_keeps_ladder_order_and_more_start_the_costliest_first():
+    names = RUNGS
+    assert [job.name for job in ladder.plan(names, [], jobs=1)[0]] == list(RUNGS)
+    order = [job.name for job in ladder.plan(names, [], jobs=3)[0]]
+    assert order[:3] == ["trick9", "trick8", "trick7"] and sorted(order) == sorted(RUNGS)
+    costs = [job.cost for job in ladder.plan(names, [], jobs=3)[0]]
+    assert costs == sorted(costs, reverse=True)
+
+
+def test_each_seed_is_a_job_and_run_control_flags_are_the_parents():
+    planned, args = ladder.plan(["trick3"], ["--seeds", "0,2", "--budget", "small", "--time-limit", "60"], jobs=2)
+    assert [(job.name, job.seed, job.epochs) for job in planned] == [("trick3", 0, 20), ("trick3", 2, 20)]
+    assert planned[1].run_dir == os.path.join("runs", f"trick3-small-{ladder.backend_name()}-seed2")
+    assert args.time_limit == 60
+    assert ladder.passed_flags(["--seeds", "0,2", "--budget", "small", "--time-limit=60", "--quiet"]) == [
+        "--budget", "small", "--quiet", "--resume"]
+    assert ladder.passed_flags(["--overwrite", "--seed", "4"]) == ["--overwrite"]
+
+
+def test_children_get_a_gpu_each_round_robin_and_a_share_of_the_cpus(tmp_path, fake_children, two_gpus):
+    out = str(tmp_path / "runs")
+    assert main(["--run", "baseline..trick4", "--jobs", "3", "--devices", "1,0", "--out", out]) == 1  # trick1 fails
+    envs = {name: child_record(out, name)["env"] for name in ("baseline", "trick2", "trick3", "trick4")}
+    devices = sorted(env["CUDA_VISIBLE_DEVICES"] for env in envs.values())
+    assert set(devices) == {"0", "1"}
+    for env in envs.values():
+        # Three children on two GPUs share one: no up-front grab of its memory.
+        assert env["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false" and env["TF_FORCE_GPU_ALLOW_GROWTH"] == "true"
+        share = str(max(1, len(parallel.usable_cpus()) // 3))
+        assert all(env[name] == share for name in parallel.THREAD_VARIABLES)
+    assert child_record(out, "trick3")["argv"][-3:] == ["--out", out, "--resume"]
+
+
+def test_child_env_gives_devices_by_slot_and_keeps_a_lone_child_as_it_is():
+    env = parallel.child_env(4, 2, devices=["0", "1", "2", "3"], base={"PATH": "x"})
+    assert env["CUDA_VISIBLE_DEVICES"] == "2" and "XLA_PYTHON_CLIENT_PREALLOCATE" not in env  # a GPU of its own
+    alone = parallel.child_env(1, 0, base={"PATH": "x"})
+    assert alone == {"PATH": "x", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    assert parallel.cpu_share(4, 3, cpus=range(16)) == [12, 13, 14, 15]
+    assert parallel.cpu_share(3, 1, cpus=range(2)) == [1]  # more children than cores: one each, shared
+
+
+def test_a_failed_rung_does_not_stop_the_others(tmp_path, fake_children, capsys):
+    out = str(tmp_path / "runs")
+    assert main(["--run", "baseline..trick2", "--out", out]) == 1
+    stdout, stderr = capsys.readouterr()
+    table = stdout[stdout.index("run "):].splitlines()
+    assert [line.split()[3] for line in table[1:]] == ["complete", "failed", "complete"]
+    assert stderr.strip().splitlines()[-1] == (
+        "kcifar.experiments: error: failed: trick1 (seed 0); see run.log in their run folders")
+    # With one job the child's output reaches the terminal, and its log.
+    assert "boom" in stdout
+    log = os.path.join(out, f"trick1-{ladder.backend_name()}-seed0", ladder.LOG_FILE)
+    assert "kcifar.experiments.trick1: error: boom" in open(log).read()
+
+
+def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
+    job = ladder.Job("trick3", 0, str(tmp_path / "run"), epochs=20, cost=1.0)
+    os.makedirs(job.run_dir)
+    files.write_json(os.path.join(job.run_dir, "settings.json"), {"data": {"train": 5000}})
+    job.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        stream = io.StringIO()
+        board = ladder.StatusBoard([job], stream)
+        board.update()
+        rows = [{"epoch": e, "loss": 1, "accuracy": 0.5, "val_loss": 1, "val_accuracy": 0.4 + e / 100,
+                 "learning_rate": 1e-3, "train_seconds": 10.0, "seconds": 12.0} for e in (1, 2)]
+        files.write_csv(os.path.join(job.run_dir, "history.csv"), rows, HISTORY_COLUMNS)
+        board.update()
+        board.update()  # nothing changed: no line
+    finally:
+        job.process.kill()
+        job.process.wait()
+    assert stream.getvalue().splitlines() == [
+        "trick3 seed 0: starting",
+        "trick3 seed 0: epoch 2/20, val 42.0%, 500 img/s, ETA 3.6 min",
+    ]
+
+
+def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path, fake_children, tmp_path_factory):
+    out = tmp_path / "runs"
+    parent = ("import sys; from kcifar import ladder; "
+              f"ladder.child_command = lambda job, flags, t: [sys.executable, {str(fake_children)!r}, job.run_dir, "
+              "'wait']; from kcifar.experiments.__main__ import main; "
+              f"sys.exit(main(['--run', 'baseline..trick1', '--jobs', '2', '--out', {str(out)!r}]))")
+    process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=subprocess_env(tmp_path_factory),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run_dirs = [out / f"{name}-{ladder.backend_name()}-seed0" for name in ("baseline", "trick1")]
+    deadline = time.time() + 60
+    while not all((d / "ready").exists() for d in run_dirs) and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr[-2000:]
+    assert [(d / "signals.txt").read_text() for d in run_dirs] == ["SIGINT\n", "SIGINT\n"]
+    assert [line.split()[3] for line in stdout[stdout.index("run "):].splitlines()[1:]] == ["interrupted"] * 2
+    assert stderr.strip().splitlines()[-1] == "interrupted; run the same command to resume"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--run", "trick2..baseline"], "--run trick2..baseline: trick2 comes after baseline"),
+    (["--run", "baseline", "--jobs", "0"], "--jobs must be at least 1. Received: --jobs 0"),
+    (["--run", "baseline", "--devices", "0,5"], "--devices 0,5: GPU 5 is not listed by nvidia-smi (it lists 0,1)"),
+    (["--run", "baseline", "--devices", ","], "--devices must be a comma-separated list of GPU indices"),
+    (["--run", "baseline", "--time-limit", "0"], "--time-limit must be a positive number of seconds"),
+])
+def test_bad_input_is_one_line_before_any_child(argv, message, tmp_path, fake_children, two_gpus, capsys):
+    assert main(argv + ["--out", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"kcifar.experiments: error: {message}")
+    assert not os.path.exists(tmp_path / "runs")
+
+
+def test_devices_without_nvidia_smi(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nvidia-smi on it
+    assert main(["--run", "baseline", "--devices", "0"]) == 2
+    assert "this machine lists no GPU" in capsys.readouterr().err
+
+
+def test_a_limit_already_spent_starts_nothing_more(tmp_path, fake_children, monkeypatch, capsys):
+    monkeypatch.setattr(ladder.cli, "started", lambda: time.time() - 100)  # the command began 100 s ago
+    out = str(tmp_path / "runs")
+    assert main(["--run", "baseline..trick1", "--time-limit", "50", "--out", out]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[3:5] for line in table[1:]] == [["not", "started"]] * 2
