@@ -38,3 +38,14 @@ def test_costing_a_rung_imports_no_backend():
             "print(sorted(m for m in ('keras', 'tensorflow', 'torch', 'jax') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_readme_rung_table_states_each_rungs_cost():
+    import os
+    import re
+
+    from helpers import REPO
+
+    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
+    stated = {m.group(1): int(m.group(2)) for m in re.finditer(r"^\| \d \| `(\w+)` \|.*\| (\d+) \|$", readme, re.M)}
+    assert stated == {name: round(cost.forward_flops(rung(name).CONFIG) / 1e6) for name in RUNGS}
