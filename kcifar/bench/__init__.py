@@ -5,6 +5,7 @@
     python -m kcifar.bench --full           # + rung 4 vs 5, rung 7 with/without augmentation, peak memory
     python -m kcifar.bench --jit            # + the Keras step with jit_compile=True (not JAX: always)
     python -m kcifar.bench --patch change.diff   # the same, with a proposed change applied
+    python -m kcifar.bench --ladder --jobs 2     # every rung's full run and the ladder's, projected
 
 For each backend a child process (KERAS_BACKEND set for it) measures, in
 turns and after a warm-up, the steady training throughput of:
@@ -39,4 +40,22 @@ float32 matmul (`matmul`). `--profile` adds where the time goes
 copy, so a proposed change is measured before anyone applies it. The table
 is printed and written, with the machine, load and versions, to
 experiments/bench/<rung>-b<batch>-<precision>-<date>.json.
+
+`--ladder` (`ladder`, its children `ladder_worker`) asks instead how long
+the ladder takes here. For each backend and rung (`--rungs`, default all
+ten), N children (`--jobs N`, default 1) start at once, with
+`kcifar.parallel`'s environment and CPU share, and train the rung as
+`kcifar.train` does (`compile_model`, `TrainBatches`, `fit`, augmentation
+included) on `--data` or $KCIFAR_DATA (else synthetic images, on CIFAR-10's
+split sizes). Each child times its start-up (process start to compiled
+model), its first, compiling step, the steady step over `--windows` x
+`--steps` steps (default 1 x 1) and validation on `--steps` batches. A
+rung's full schedule is projected from these (start-up + first step +
+epochs x (steps per epoch x step + validation images x time per image) +
+test images x time per image), under the concurrency it was measured at;
+the ladder's wall time for N is the makespan of the rungs, costliest first
+by `kcifar.cost`, each in the slot that frees first (the sum for N = 1).
+The augmentation block alone is timed once per backend; `--patch` and
+`--devices` (GPUs, round robin by slot) apply too. The table is printed and
+written to experiments/bench/ladder-j<N>-b<batch>-<precision>-<date>.json.
 """

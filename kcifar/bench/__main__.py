@@ -5,45 +5,31 @@ fails while measuring ends the run with one line and exit status 1.
 """
 
 import argparse
-import datetime
-import importlib.metadata
 import importlib.util
 import os
-import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-import cpuinfo
-import psutil
-
-import kcifar
 from kcifar import files
-from kcifar.bench import matmul, memory, timing, worker
+from kcifar.bench import ladder, matmul, memory, record, timing, worker
+from kcifar.bench.children import child_env, last_line, patch_records, patched_root
+from kcifar.bench.errors import BenchError, UsageError
+from kcifar.bench.record import PROG, machine, recorded_arg  # noqa: F401 (recorded_arg: callers find it here)
 from kcifar.cli import BACKENDS
 from kcifar.config import PRECISIONS
 from kcifar.data.loader import source_name
 from kcifar.experiments import RUNGS
 
-PROG = "python -m kcifar.bench"
 FORMAT = 1  # of the results file
+# Of the flags whose default depends on --ladder (None in the parser).
+DEFAULTS = {"rung": "baseline", "batch_size": 128, "steps": 4, "windows": 5, "warmup": 2}
 # Augmentation must not slow rung 5 below rung 4, and costs at most 5% of a
 # rung 7 step (against rung 7 without it).
 FULL_RUNGS = ("trick4", "trick5", "trick7")
 KERAS_PATHS = ("keras_step", "keras_fit", "keras_jit_step")  # compared with the best plain step
 TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "augmentation_share": 0.05, "peak_rss_mb": 3072}
-ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",
-               "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_GPU_", "TF_FORCE_", "TF_DETERMINISTIC")
-
-
-class UsageError(Exception):
-    """Bad input from the command line; the message is one line."""
-
-
-class BenchError(Exception):
-    """A measurement that failed; the message is one line."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,19 +39,24 @@ class Parser(argparse.ArgumentParser):
 
 def parser():
     p = Parser(prog=PROG, description="Training throughput of the Keras path against hand-written steps.")
-    p.add_argument("--rung", default="baseline", help="the rung whose network is measured (default baseline)")
+    p.add_argument("--rung", help="the rung whose network is measured (default baseline)")
     p.add_argument("--backends", help="comma-separated subset of tensorflow,torch,jax (default: the installed ones)")
-    p.add_argument("--batch-size", type=int, default=128, help="images per step (default 128)")
+    p.add_argument("--batch-size", type=int,
+                   help="images per step (default 128; with --ladder, each rung's own)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32", help="Keras dtype policy (default float32)")
-    p.add_argument("--steps", type=int, default=4, help="steps per timed window (default 4)")
-    p.add_argument("--windows", type=int, default=5, help="timed windows per path, in turns (default 5)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps per path first (default 2)")
+    p.add_argument("--steps", type=int, help=f"steps per timed window (default {DEFAULTS['steps']}; "
+                                              f"{ladder.DEFAULTS['steps']} with --ladder, and as many "
+                                              "validation batches)")
+    p.add_argument("--windows", type=int, help=f"timed windows per path, in turns (default {DEFAULTS['windows']}; "
+                                                f"{ladder.DEFAULTS['windows']} with --ladder)")
+    p.add_argument("--warmup", type=int, help=f"untimed steps per path first (default {DEFAULTS['warmup']}; with "
+                                               f"--ladder, {ladder.DEFAULTS['warmup']} after the first step)")
     p.add_argument("--seed", type=int, default=0, help="seed of weights and batches (default 0)")
     p.add_argument("--full", action="store_true",
                    help="also rung 4 against rung 5, rung 7 with and without its augmentation, and the peak memory "
                         "of a 200-step rung 0 run (needs data)")
     p.add_argument("--data", help="real images for the pipeline and the memory run (default: synthetic "
-                                  "images; the memory run falls back to $KCIFAR_DATA)")
+                                  "images; the memory run and --ladder fall back to $KCIFAR_DATA)")
     p.add_argument("--out", default=os.path.join("experiments", "bench"),
                    help="folder of the results file (default experiments/bench)")
     p.add_argument("--threads", type=int,
@@ -77,21 +68,37 @@ def parser():
                         "torch; JAX's is compiled already) and its first, compiling step")
     p.add_argument("--patch", action="append", default=[], metavar="DIFF",
                    help="measure the package with this diff applied (to a copy); repeatable")
+    p.add_argument("--ladder", action="store_true",
+                   help="instead: time every rung's training (start-up, first step, steady step, validation) "
+                        "and project each rung's full schedule and the whole ladder's wall time")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="with --ladder: copies of each rung trained at once, and the slots of the ladder's "
+                        "projection (default 1)")
+    p.add_argument("--rungs", metavar="LIST", help="with --ladder: comma-separated rungs (default: all ten)")
+    p.add_argument("--devices", metavar="LIST",
+                   help="with --ladder: GPUs for the children, e.g. 0,1 (round robin by slot; default: every "
+                        "child sees every device)")
     return p
 
 
 def check_args(args):
-    """Validates the flags; returns the backends to measure."""
-    if args.rung not in RUNGS:
+    """Validates the flags and fills in the defaults of the mode (--ladder or
+    not); returns the backends to measure."""
+    ladder.check_args(args)
+    for key, value in (ladder.DEFAULTS if args.ladder else DEFAULTS).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if not args.ladder and args.rung not in RUNGS:
         raise UsageError(f"--rung must be one of {', '.join(RUNGS)}. Received: --rung {args.rung}")
-    for flag, value, low in (("--batch-size", args.batch_size, 1), ("--steps", args.steps, 1),
+    for flag, value, low in (("--batch-size", 1 if args.batch_size is None else args.batch_size, 1), ("--steps", args.steps, 1),
                              ("--windows", args.windows, 1), ("--warmup", args.warmup, 0),
                              ("--threads", 1 if args.threads is None else args.threads, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}. Received: {flag} {value}")
-    if not args.data and args.steps * args.batch_size > worker.SYNTHETIC_TRAIN:
+    batch = max(ladder.batch_sizes(args).values()) if args.ladder else args.batch_size
+    if not args.data and args.steps * batch > worker.SYNTHETIC_TRAIN:
         raise UsageError(f"--steps x --batch-size must be at most {worker.SYNTHETIC_TRAIN} images (one epoch). "
-                         f"Received: {args.steps} x {args.batch_size}")
+                         f"Received: {args.steps} x {batch}")
     if args.data and not os.path.exists(args.data):
         raise UsageError(f"--data {args.data}: no such file or folder")
     for patch in args.patch:
@@ -113,57 +120,6 @@ def check_args(args):
     return list(dict.fromkeys(backends))
 
 
-def cpu_model():
-    """The CPU's brand name on any system (py-cpuinfo); `platform`'s words
-    where it finds none."""
-    return cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or platform.machine()
-
-
-def machine():
-    """What the figures were measured on, and how busy it was at the start."""
-    return {
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        # psutil's: Windows has no os.getloadavg (psutil averages from its first call there, zeros at first).
-        "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()],
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "numpy": importlib.metadata.version("numpy"),
-        "keras": importlib.metadata.version("keras"),
-        # Thread and compiler settings change the figures as much as code does.
-        "environment": {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENVIRONMENT)},
-    }
-
-
-def recorded_arg(arg):
-    """A command-line word as the results file keeps it: an absolute path
-    (alone or after "--flag=") becomes its file name."""
-    flag, equals, value = arg.partition("=") if arg.startswith("--") and "=" in arg else ("", "", arg)
-    return flag + equals + source_name(value) if os.path.isabs(value) else arg
-
-
-def patched_root(patches, tmp):
-    """A copy of the kcifar package with the diffs applied; its parent folder."""
-    shutil.copytree(os.path.dirname(kcifar.__file__), os.path.join(tmp, "kcifar"),
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    for patch in patches:
-        done = subprocess.run(["git", "apply", "--include=kcifar/*", os.path.abspath(patch)],
-                              cwd=tmp, capture_output=True, text=True)
-        if done.returncode != 0:
-            first = (done.stderr.strip().splitlines() or ["git apply failed"])[0]
-            raise UsageError(f"--patch {patch} does not apply: {first}")
-    return tmp
-
-
-def child_env(backend, root):
-    """The environment of a backend's child: its backend, the package, and
-    TensorFlow's C++ logs kept to errors."""
-    paths = [root, os.path.dirname(os.path.dirname(kcifar.__file__)), os.environ.get("PYTHONPATH", "")]
-    return {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(p for p in paths if p),
-            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-
-
 def run_worker(backend, spec, env, tmp, cwd=None):
     """Measures one backend in a child process; returns its results dict.
     `cwd`: the patched copy's folder, which `python -m` puts first on the path."""
@@ -173,8 +129,7 @@ def run_worker(backend, spec, env, tmp, cwd=None):
     done = subprocess.run([sys.executable, "-m", "kcifar.bench.worker", spec_path, result_path],
                           env=env, cwd=cwd, stderr=subprocess.PIPE, text=True)
     if done.returncode != 0 or not os.path.exists(result_path):
-        lines = done.stderr.strip().splitlines()
-        raise BenchError(f"{backend} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
+        raise BenchError(f"{backend} failed: {last_line(done.stderr, done.returncode)}")
     return files.read_json(result_path)
 
 
@@ -310,12 +265,9 @@ def profile_lines(backend, profile, top=12):
 
 def run(args, argv):
     backends = check_args(args)
-    try:
-        os.makedirs(args.out, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"--out {args.out}: cannot create ({e.strerror or e})")
-    if not os.access(args.out, os.W_OK):
-        raise UsageError(f"--out {args.out}: not writable")
+    if args.ladder:
+        return ladder.run(args, argv, backends)
+    record.out_folder(args.out)
     started = time.perf_counter()
     if args.data:
         args.data = os.path.abspath(args.data)  # children may run elsewhere (--patch)
@@ -325,13 +277,10 @@ def run(args, argv):
             **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
                                          "full", "data", "profile", "jit")}}
     settings["data"] = args.data and source_name(args.data)  # the file, not where this machine keeps it
-    results = {"format": FORMAT, "command": " ".join([PROG, *map(recorded_arg, argv)]), "settings": settings,
-               "machine": machine(), "targets": TARGETS, "patches": [], "backends": {}}
+    results = {"format": FORMAT, "command": record.command(argv), "settings": settings,
+               "machine": machine(), "targets": TARGETS, "patches": patch_records(args.patch), "backends": {}}
     with tempfile.TemporaryDirectory(prefix="kcifar-bench-") as tmp:
         root = patched_root(args.patch, os.path.join(tmp, "patched")) if args.patch else ""
-        for patch in args.patch:
-            with open(patch) as f:
-                results["patches"].append({"file": recorded_arg(patch), "diff": f.read()})
         print("numpy: matmul ...", flush=True)
         results["numpy_matmul_gflops"] = round(matmul.numpy_rate(), 1)
         for backend in backends:
@@ -352,8 +301,7 @@ def run(args, argv):
     results["summary"] = summary(results)
     results["findings"] = findings(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    name = f"{args.rung}{'-full' if args.full else ''}-b{args.batch_size}-{args.precision}-{stamp}.json"
+    name = f"{args.rung}{'-full' if args.full else ''}-b{args.batch_size}-{args.precision}-{record.stamp()}.json"
     path = os.path.join(args.out, name)
     files.write_json(path, results)
     print(table(results))

@@ -1,0 +1,114 @@
+"""One rung's training, timed in the parts a full run is made of: one of the
+children of `python -m kcifar.bench --ladder` (`kcifar.bench.ladder`).
+
+    python -m kcifar.bench.ladder_worker SPEC.json RESULT.json
+
+The rung trains as `kcifar.train.train` trains it (`KerasPath`:
+`compile_model`, `TrainBatches` and `fit`, the model's augmentation block
+included), and is timed in four parts: start-up, from this process's start
+to the compiled model (imports, data, build); the first step, which
+compiles; the steady step, over `windows` windows of `steps` steps; and
+validation, `model.evaluate` as `fit` runs it after every epoch, on a
+slice of the validation split. SPEC's task "augmentation" times the
+augmentation block alone instead (`worker.augmentation_speed`).
+"""
+
+import statistics
+import sys
+import time
+
+import psutil
+
+from kcifar import files
+
+
+def validation_slice(data, batch_size, steps):
+    """`steps` batches of the validation split (all of it when it is
+    smaller), whole batches where there are any: every timed batch then has
+    the shape the untimed first pass compiled."""
+    n = min(len(data.y_val), steps * batch_size)
+    n = n // batch_size * batch_size or n
+    return data.x_val[:n], data.y_val[:n]
+
+
+def validation_seconds(model, x, y, batch_size, windows):
+    """Wall seconds of a first pass of `model.evaluate` over the first batch
+    of (x, y) (it compiles), and of `windows` passes over all of it."""
+    from kcifar.bench.timing import clocks, since
+
+    def seconds(images, labels):
+        start = clocks()
+        model.evaluate(images, labels, batch_size=batch_size, verbose=0)
+        return since(start)[0]
+
+    first = seconds(x[:batch_size], y[:batch_size])
+    return first, [seconds(x, y) for _ in range(windows)]
+
+
+def rung_figures(spec, started):
+    """Measures the rung of `spec`; `started` is this process's start
+    (`time.time()`'s clock). Returns a JSON-ready dict of figures."""
+    import kcifar
+    from kcifar import runtime
+    from kcifar.bench.keras_path import KerasPath
+    from kcifar.bench.timing import clocks, since
+    from kcifar.bench.worker import synthetic_data
+    from kcifar.data import load
+    from kcifar.experiments import rung
+    from kcifar.parallel import usable_cpus
+
+    config = rung(spec["rung"]).CONFIG
+    if spec["batch_size"]:
+        config = config.replace(batch_size=spec["batch_size"])
+    runtime.set_precision(spec["precision"])
+    data = load(spec["data"]) if spec["data"] else synthetic_data(spec["seed"])
+    path = KerasPath(config, data, spec["seed"])
+    startup = time.time() - started
+
+    start = clocks()
+    path.fit_window(1)
+    first_step = since(start)[0]  # the whole first fit call: it builds and compiles
+    if spec["warmup"]:
+        path.fit_window(spec["warmup"])
+    windows = [path.fit_window(spec["steps"]) for _ in range(spec["windows"])]
+    x_val, y_val = validation_slice(data, config.batch_size, spec["steps"])
+    first_val, val_times = validation_seconds(path.model, x_val, y_val, config.batch_size, spec["windows"])
+
+    step = statistics.median(wall / spec["steps"] for wall, _ in windows)
+    return {
+        **runtime.describe(), "kcifar": kcifar.__version__, "slot": spec["slot"], "cpus": len(usable_cpus()),
+        "startup_seconds": round(startup, 3),
+        "first_step_seconds": round(first_step, 3),
+        "step_seconds": round(step, 5),
+        "windows_step_seconds": [round(wall / spec["steps"], 5) for wall, _ in windows],
+        "cpu_seconds_per_step": round(statistics.median(cpu / spec["steps"] for _, cpu in windows), 5),
+        "images_per_second": round(config.batch_size / step, 2),
+        # Reported, not projected: the projection counts validation at its steady rate.
+        "first_validation_seconds": round(first_val, 3),
+        "validation_images": len(y_val),
+        "validation_seconds_per_image": round(statistics.median(val_times) / len(y_val), 8),
+        "windows_validation_seconds": [round(t, 4) for t in val_times],
+    }
+
+
+def augmentation_figures(spec):
+    """The augmentation block alone, per batch size (`worker`'s timing)."""
+    import keras
+
+    from kcifar import runtime
+    from kcifar.bench.worker import augmentation_speed
+
+    runtime.set_precision(spec["precision"])  # as the rungs' children train
+    return augmentation_speed(spec, keras.backend.backend(), log=lambda line: None)
+
+
+def main(argv=None):
+    started = psutil.Process().create_time()
+    spec_path, result_path = sys.argv[1:] if argv is None else argv
+    spec = files.read_json(spec_path)
+    figures = augmentation_figures(spec) if spec["task"] == "augmentation" else rung_figures(spec, started)
+    files.write_json(result_path, figures)
+
+
+if __name__ == "__main__":
+    main()
