@@ -55,7 +55,8 @@ epochs x (steps per epoch x step + validation images x time per image) +
 test images x time per image), under the concurrency it was measured at;
 the ladder's wall time for N is the makespan of the rungs, costliest first
 by `kcifar.cost`, each in the slot that frees first (the sum for N = 1).
-The augmentation block alone is timed once per backend; `--patch` and
-`--devices` (GPUs, round robin by slot) apply too. The table is printed and
-written to experiments/bench/ladder-j<N>-b<batch>-<precision>-<date>.json.
+The augmentation block alone is timed once per backend (the best of
+`--windows` windows); `--patch` and `--devices` (GPUs, round robin by slot)
+apply too. The table is printed and written to
+experiments/bench/ladder-j<N>-b<batch>-<precision>-<date>.json.
 """

@@ -99,7 +99,8 @@ def augmentation_figures(spec):
     from kcifar.bench.worker import augmentation_speed
 
     runtime.set_precision(spec["precision"])  # as the rungs' children train
-    return augmentation_speed(spec, keras.backend.backend(), log=lambda line: None)
+    # --windows windows, as the rungs get: the default one keeps the run short.
+    return augmentation_speed(spec, keras.backend.backend(), log=lambda line: None, windows=spec["windows"])
 
 
 def main(argv=None):

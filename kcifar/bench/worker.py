@@ -182,15 +182,16 @@ def measure(spec, log=print):
     return result
 
 
-def augmentation_speed(spec, backend, log):
-    """The augmentation block alone, per batch size, on this backend's device."""
+def augmentation_speed(spec, backend, log, windows=3):
+    """The augmentation block alone, per batch size, on this backend's
+    device: the best of `windows` timed windows."""
     from kcifar.bench.augment_speed import images_per_second
     from kcifar.experiments import rung
 
     config = rung(AUGMENTATION_RUNG).CONFIG
     out = {"rung": AUGMENTATION_RUNG}
     for batch_size in AUGMENTATION_BATCHES:
-        out[str(batch_size)] = images_per_second(config, batch_size, seed=spec["seed"])
+        out[str(batch_size)] = images_per_second(config, batch_size, windows=windows, seed=spec["seed"])
         log(f"{backend}: {AUGMENTATION_RUNG} augmentation alone, batch {batch_size}: "
             f"{out[str(batch_size)]} images/s")
     return out
