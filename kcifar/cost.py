@@ -40,3 +40,10 @@ def forward_flops(config):
 def training_flops(config, train_images):
     """Operations of the rung's whole training run on `train_images` images."""
     return TRAIN_FACTOR * forward_flops(config) * train_images * config.epochs
+
+
+def costliest_first(configs, train_images=1):
+    """The names of `configs` (name -> Config), the costliest training first;
+    equal costs keep their order. The order in which `--run ... --jobs N`
+    starts rungs, and `kcifar.bench --ladder` projects them."""
+    return sorted(configs, key=lambda name: -training_flops(configs[name], train_images))

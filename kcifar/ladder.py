@@ -41,7 +41,6 @@ class Job:
     seed: int
     run_dir: str
     epochs: int
-    cost: float
     process: subprocess.Popen = None
     slot: int = None
     returncode: int = None
@@ -82,17 +81,16 @@ def plan(names, flags, jobs):
     cli.check_time_limit(args.time_limit)
     seeds = cli.seeds_of(args)
     backend = backend_name()
-    planned = []
+    configs = {}
     for name in names:
         try:
-            config = cli.configure(rung(name).CONFIG, args)
+            configs[name] = cli.configure(rung(name).CONFIG, args)
         except ValueError as e:
             raise cli.UsageError(str(e))
-        for seed in seeds:
-            planned.append(Job(name, seed, cli.run_dir_of(args, config, seed, backend), config.epochs,
-                               cost.training_flops(config, 1)))
-    if jobs > 1:  # the longest first, so that the last to start are short
-        planned.sort(key=lambda job: -job.cost)
+    # The longest first, so that the last to start are short.
+    order = cost.costliest_first(configs) if jobs > 1 else list(names)
+    planned = [Job(name, seed, cli.run_dir_of(args, configs[name], seed, backend), configs[name].epochs)
+               for name in order for seed in seeds]
     return planned, args
 
 

@@ -37,13 +37,6 @@ def test_list_scheduling_puts_each_rung_in_the_slot_that_frees_first():
                                                         "makespan_seconds": 5}
 
 
-def test_rungs_are_ordered_costliest_first_ties_in_ladder_order():
-    configs = {name: rung(name).CONFIG for name in RUNGS}
-    order = ladder.costliest_first(configs, 45000)
-    assert order == ["trick9", "trick8", "trick7", *RUNGS[:7]]  # rungs 0-6 share one network's cost
-    assert ladder.costliest_first({n: configs[n] for n in ("baseline", "trick9")}, 100) == ["trick9", "baseline"]
-
-
 @pytest.mark.parametrize(
     "argv, words",
     [

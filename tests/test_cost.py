@@ -26,6 +26,12 @@ def test_training_flops_scale_with_images_and_epochs():
     assert cost.training_flops(config.replace(epochs=3), 10) == 30 * one
 
 
+def test_rungs_are_ordered_costliest_first_ties_in_ladder_order():
+    configs = {name: rung(name).CONFIG for name in RUNGS}
+    assert cost.costliest_first(configs, 45000) == ["trick9", "trick8", "trick7", *RUNGS[:7]]  # 0-6: one network
+    assert cost.costliest_first({n: configs[n] for n in ("baseline", "trick9")}) == ["trick9", "baseline"]
+
+
 def test_the_full_resolution_rung_9_costs_four_times_rung_7():
     # The rung table's claim: rung 9 (rung 8's full-resolution stages, widths doubled) ~4x rung 7.
     ratio = cost.forward_flops(rung("trick9").CONFIG) / cost.forward_flops(rung("trick7").CONFIG)

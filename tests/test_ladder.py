@@ -12,8 +12,8 @@ import time
 import pytest
 from helpers import REPO, subprocess_env
 
-from kcifar import files, ladder, parallel
-from kcifar.experiments import RUNGS
+from kcifar import cost, files, ladder, parallel
+from kcifar.experiments import RUNGS, rung
 from kcifar.experiments.__main__ import main
 from kcifar.results import HISTORY_COLUMNS
 
@@ -73,7 +73,7 @@ def test_one_job_keeps_ladder_order_and_more_start_the_costliest_first():
     assert [job.name for job in ladder.plan(names, [], jobs=1)[0]] == list(RUNGS)
     order = [job.name for job in ladder.plan(names, [], jobs=3)[0]]
     assert order[:3] == ["trick9", "trick8", "trick7"] and sorted(order) == sorted(RUNGS)
-    costs = [job.cost for job in ladder.plan(names, [], jobs=3)[0]]
+    costs = [cost.training_flops(rung(job.name).CONFIG, 1) for job in ladder.plan(names, [], jobs=3)[0]]
     assert costs == sorted(costs, reverse=True)
 
 
@@ -125,7 +125,7 @@ def test_a_failed_rung_does_not_stop_the_others(tmp_path, fake_children, capsys)
 
 
 def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
-    job = ladder.Job("trick3", 0, str(tmp_path / "run"), epochs=20, cost=1.0)
+    job = ladder.Job("trick3", 0, str(tmp_path / "run"), epochs=20)
     os.makedirs(job.run_dir)
     files.write_json(os.path.join(job.run_dir, "settings.json"), {"data": {"train": 5000}})
     job.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])

@@ -110,12 +110,6 @@ def projected_seconds(figures, epochs, splits, batch_size):
             + splits["test"] * per_image)
 
 
-def costliest_first(configs, train_images):
-    """The rung names of `configs` (name -> Config), the costliest training
-    first by `kcifar.cost`; equal costs keep their order."""
-    return sorted(configs, key=lambda name: -cost.training_flops(configs[name], train_images))
-
-
 def schedule(seconds, jobs):
     """List scheduling: each rung, in the order given, starts in the slot
     that frees first (the lowest-numbered on a tie).
@@ -204,7 +198,7 @@ def rung_entry(name, copies, splits, batch_size):
 def ladder_entry(rungs, jobs, splits):
     """The ladder's projection for `jobs` slots (rungs: name -> rung_entry)."""
     configs = {name: rung(name).CONFIG for name in rungs}
-    order = costliest_first(configs, splits["train"])
+    order = cost.costliest_first(configs, splits["train"])
     planned = schedule({name: rungs[name]["projected_seconds"] for name in order}, jobs)
     return {"jobs": jobs, "order": order, "slots": planned["slots"],
             "starts_seconds": {n: round(s, 1) for n, s in planned["starts"].items()},
