@@ -10,7 +10,7 @@ from helpers import subprocess_env
 from kcifar import parallel
 from kcifar.bench import __main__ as bench
 from kcifar.bench import ladder, record
-from kcifar.experiments import RUNGS, rung
+from kcifar.experiments import rung
 
 FIGURES = {"startup_seconds": 10.0, "first_step_seconds": 5.0, "step_seconds": 0.5,
            "validation_seconds_per_image": 0.001}
