@@ -15,6 +15,7 @@ running child exactly one SIGINT: every child discards its unfinished epoch
 and keeps its last checkpoint, so the same command resumes them all.
 """
 
+import codecs
 import dataclasses
 import os
 import signal
@@ -46,6 +47,8 @@ class Job:
     returncode: int = None
     interrupted: bool = False
     last_line: str = ""
+    readers: list = None
+    log: object = None
 
     @property
     def running(self):
@@ -120,7 +123,8 @@ def child_command(job, flags, time_left):
 
 
 def start(job, flags, slot, jobs, devices, time_left, echo):
-    """Starts the child of `job` in `slot`; its output goes to run.log."""
+    """Starts the child of `job` in `slot`; its output goes to run.log (and,
+    with `echo`, its stdout to this stdout and its stderr to this stderr)."""
     os.makedirs(job.run_dir, exist_ok=True)
     log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
     job.slot = slot
@@ -129,24 +133,40 @@ def start(job, flags, slot, jobs, devices, time_left, echo):
     # console and get it from there).
     job.process = subprocess.Popen(
         child_command(job, flags, time_left), env=parallel.child_env(jobs, slot, devices),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
         start_new_session=os.name == "posix",
     )
     parallel.pin(job.process.pid, jobs, slot)
-    threading.Thread(target=_copy_output, args=(job, log, echo), daemon=True).start()
+    lock = threading.Lock()  # one log, two streams
+    job.readers = [threading.Thread(target=_copy_output, args=(job, source, log, lock, target if echo else None),
+                                    daemon=True)
+                   for source, target in ((job.process.stdout, sys.stdout), (job.process.stderr, sys.stderr))]
+    for reader in job.readers:
+        reader.start()
+    job.log = log
 
 
-def _copy_output(job, log, echo):
-    with log:
-        for chunk in iter(lambda: job.process.stdout.read1(4096), b""):
+def _copy_output(job, source, log, lock, echo):
+    decode = codecs.getincrementaldecoder("utf-8")("replace").decode
+    for chunk in iter(lambda: source.read1(4096), b""):
+        with lock:
             log.write(chunk)
             log.flush()
-            if echo:
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-            lines = chunk.decode("utf-8", "replace").replace("\r", "\n").strip().splitlines()
-            if lines:
-                job.last_line = lines[-1].strip()
+        text = decode(chunk)
+        if echo is not None:
+            echo.write(text)
+            echo.flush()
+        lines = text.replace("\r", "\n").strip().splitlines()
+        if lines:
+            job.last_line = lines[-1].strip()
+
+
+def finish(job):
+    """Records a child's end once its output is all in its log."""
+    job.returncode = job.process.wait()
+    for reader in job.readers:
+        reader.join(timeout=10)
+    job.log.close()
 
 
 def status(job):
@@ -243,7 +263,7 @@ def run(names, flags, jobs=1, devices=None, out=None):
             time.sleep(POLL_SECONDS if board else 0.2)
             for job in planned:
                 if job.running and job.process.poll() is not None:
-                    job.returncode = job.process.returncode
+                    finish(job)
                     free.append(job.slot)
             if board:
                 board.update()
@@ -271,7 +291,7 @@ def _interrupt(running):
     for job in running:
         while True:
             try:
-                job.returncode = job.process.wait()
+                finish(job)
                 break
             except KeyboardInterrupt:  # a second Ctrl-C: the children are stopping already
                 continue

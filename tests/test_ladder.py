@@ -149,7 +149,10 @@ def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
 
 def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path, fake_children, tmp_path_factory):
     out = tmp_path / "runs"
-    parent = ("import sys; from kcifar import ladder; "
+    # Python ignores SIGINT in a process started with it ignored (a
+    # background job of a shell without job control): restore the handler.
+    parent = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "from kcifar import ladder; "
               f"ladder.child_command = lambda job, flags, t: [sys.executable, {str(fake_children)!r}, job.run_dir, "
               "'wait']; from kcifar.experiments.__main__ import main; "
               f"sys.exit(main(['--run', 'baseline..trick1', '--jobs', '2', '--out', {str(out)!r}]))")
