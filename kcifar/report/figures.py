@@ -283,6 +283,8 @@ def epochs(groups, path, budget=FULL):
                 label += f", mean of {len(group.runs)} seeds"
             line = dict(color=RUNG_COLOURS[number % len(RUNG_COLOURS)], marker=RUNG_MARKERS[number % len(RUNG_MARKERS)],
                         ls=style[group.runs[0].series], ms=5, lw=1.5, markevery=max(1, len(x) // 10))
+            if group.runs[0].variant:  # the rung's colour and marker, hollow: told apart from the rung itself
+                line.update(mfc="white", lw=1.0)
             val_ax.plot(x, val, label=label, **line)
             gap_ax.plot(x, gap, label=label, **line)
         val_ax.set(title="Validation accuracy per epoch", ylabel="validation accuracy (%)")
