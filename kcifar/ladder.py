@@ -128,7 +128,7 @@ def start(job, flags, slot, jobs, devices, time_left, echo):
     os.makedirs(job.run_dir, exist_ok=True)
     log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
     job.slot = slot
-    # A session of its own on POSIX: the terminal's Ctrl-C reaches the parent
+    # Apart from the terminal's process group on POSIX: its Ctrl-C reaches the parent
     # alone, which passes on exactly one SIGINT (Windows children share the
     # console and get it from there).
     job.process = subprocess.Popen(

@@ -339,9 +339,8 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         "class_names": list(CLASS_NAMES),
     }
     files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    for name in ("checkpoint.npz", PARTIAL_FILE):
-        if os.path.exists(os.path.join(run_dir, name)):
-            os.remove(os.path.join(run_dir, name))
+    if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
+        os.remove(os.path.join(run_dir, "checkpoint.npz"))
     return metrics
 
 

@@ -1,6 +1,7 @@
 import keras
 import pytest
 
+from kcifar import cost
 from kcifar.bench import flops
 from kcifar.experiments import rung
 from kcifar.models import build_model
@@ -39,8 +40,8 @@ def test_model_flops_match_the_hand_count(name, expected):
 
 
 def test_strided_and_channels_first_convolutions_count_their_outputs():
-    assert flops.conv_flops(32, 32, 3, 64, kernel_size=3, strides=2) == 2 * 9 * 3 * 64 * 16 * 16
-    assert flops.conv_flops(5, 5, 2, 2, kernel_size=1, strides=2) == 2 * 2 * 2 * 3 * 3  # 'same' rounds up
+    assert cost.conv_flops(32, 32, 3, 64, kernel_size=3, strides=2) == 2 * 9 * 3 * 64 * 16 * 16
+    assert cost.conv_flops(5, 5, 2, 2, kernel_size=1, strides=2) == 2 * 2 * 2 * 3 * 3  # 'same' rounds up
     inputs = keras.Input((3, 8, 8))
     x = keras.layers.Conv2D(4, 3, padding="same", data_format="channels_first", name="c")(inputs)
     total, rows = flops.model_flops(keras.Model(inputs, x))
@@ -52,9 +53,9 @@ def test_residual_rungs_count_shortcuts():
     # projection shortcut, then 64 -> 64 at 32x32, pooled after the addition.
     _, rows = flops.model_flops(build_model(rung("trick8").CONFIG, MEAN, STD))
     rows = dict(rows)
-    assert rows["stage1_conv1"] == flops.conv_flops(32, 32, 3, 64)
-    assert rows["stage1_shortcut"] == flops.conv_flops(32, 32, 3, 64, kernel_size=1)
-    assert rows["stage2_conv2"] == flops.conv_flops(16, 16, 128, 128)
+    assert rows["stage1_conv1"] == cost.conv_flops(32, 32, 3, 64)
+    assert rows["stage1_shortcut"] == cost.conv_flops(32, 32, 3, 64, kernel_size=1)
+    assert rows["stage2_conv2"] == cost.conv_flops(16, 16, 128, 128)
 
 
 def test_strided_residual_stages_count_their_outputs():
@@ -62,6 +63,6 @@ def test_strided_residual_stages_count_their_outputs():
     _, rows = flops.model_flops(build_model(config, MEAN, STD))
     rows = dict(rows)
     # stage 1: 3 -> 64 at stride 2 (16x16 out), 1x1 shortcut, then 64 -> 64 at 16x16
-    assert rows["stage1_conv1"] == flops.conv_flops(32, 32, 3, 64, strides=2)
-    assert rows["stage1_shortcut"] == flops.conv_flops(32, 32, 3, 64, kernel_size=1, strides=2)
-    assert rows["stage1_conv2"] == flops.conv_flops(16, 16, 64, 64)
+    assert rows["stage1_conv1"] == cost.conv_flops(32, 32, 3, 64, strides=2)
+    assert rows["stage1_shortcut"] == cost.conv_flops(32, 32, 3, 64, kernel_size=1, strides=2)
+    assert rows["stage1_conv2"] == cost.conv_flops(16, 16, 64, 64)

@@ -9,6 +9,7 @@ from helpers import REPO
 
 import kcifar
 from kcifar.bench import __main__ as bench
+from kcifar.bench import record
 
 
 @pytest.mark.parametrize(
@@ -107,4 +108,4 @@ def test_a_failing_child_ends_with_one_line(tmp_path):
     ("--config=a=b", "--config=a=b"),
 ])
 def test_recorded_arg_keeps_no_absolute_path(arg, recorded):
-    assert bench.recorded_arg(arg) == recorded
+    assert record.recorded_arg(arg) == recorded

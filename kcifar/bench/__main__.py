@@ -16,7 +16,7 @@ from kcifar import files
 from kcifar.bench import ladder, matmul, memory, record, timing, worker
 from kcifar.bench.children import child_env, last_line, patch_records, patched_root
 from kcifar.bench.errors import BenchError, UsageError
-from kcifar.bench.record import PROG, machine, recorded_arg  # noqa: F401 (recorded_arg: callers find it here)
+from kcifar.bench.record import PROG, machine
 from kcifar.cli import BACKENDS
 from kcifar.config import PRECISIONS
 from kcifar.data.loader import source_name

@@ -8,7 +8,7 @@ pass, then the gradients with respect to the inputs and to the weights.
 
 import keras
 
-from kcifar.cost import TRAIN_FACTOR, conv_flops, dense_flops  # noqa: F401  (the arithmetic, shared)
+from kcifar.cost import TRAIN_FACTOR, dense_flops
 
 
 def model_flops(model):

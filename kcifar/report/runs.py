@@ -186,12 +186,7 @@ def find_runs(root):
 def load_partial(path):
     """Reads and checks a run folder a time limit stopped (no checkpoint
     needed: checkpoints do not travel); raises Skipped with the reason."""
-    marker = _read_json(os.path.join(path, PARTIAL_FILE))
-    if not isinstance(marker, dict) or not isinstance(marker.get("format"), int):
-        raise Skipped(f"{PARTIAL_FILE} has no format number: not a kcifar marker")
-    if marker["format"] > PARTIAL_FORMAT:
-        raise Skipped(f"{PARTIAL_FILE} has format {marker['format']}, newer than this kcifar reads "
-                      f"({PARTIAL_FORMAT}); update kcifar")
+    marker = _read_versioned(os.path.join(path, PARTIAL_FILE), PARTIAL_FORMAT, "marker")
     missing = [k for k in PARTIAL_KEYS if k not in marker]
     if missing:
         raise Skipped(f"{PARTIAL_FILE} lacks {', '.join(missing)}")
@@ -199,13 +194,8 @@ def load_partial(path):
     if len(history) != marker["epochs_done"]:
         raise Skipped(f"history.csv has {len(history)} epochs but {PARTIAL_FILE} says {marker['epochs_done']}: "
                       "the run went on after its stop and was interrupted; finish it with --resume")
-    settings_path = os.path.join(path, "settings.json")
-    if not os.path.exists(settings_path):
-        raise Skipped("no settings.json")
-    settings = _read_json(settings_path)
-    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
-        raise Skipped("settings.json has no config")
-    return Partial(path=os.path.normpath(path), marker=marker, history=history, settings=settings)
+    return Partial(path=os.path.normpath(path), marker=marker, history=history,
+                   settings=_read_settings(path, required=True))
 
 
 def load_run(path):
@@ -216,12 +206,7 @@ def load_run(path):
     if not os.path.exists(metrics_path):
         raise Skipped("no metrics.json: the run is incomplete (still training or interrupted; "
                       "finish it with --resume)")
-    metrics = _read_json(metrics_path)
-    if not isinstance(metrics, dict) or not isinstance(metrics.get("format"), int):
-        raise Skipped("metrics.json has no format number: not a kcifar results file")
-    if metrics["format"] > METRICS_FORMAT:
-        raise Skipped(f"metrics.json has format {metrics['format']}, newer than this kcifar reads "
-                      f"({METRICS_FORMAT}); update kcifar")
+    metrics = _read_versioned(metrics_path, METRICS_FORMAT, "results file")
     data = metrics.get("data") if isinstance(metrics.get("data"), dict) else {}
     missing = [k for k in METRICS_KEYS if k not in metrics] + [f"data.{k}" for k in DATA_KEYS if k not in data]
     if missing:
@@ -234,11 +219,33 @@ def load_run(path):
     history = read_history(os.path.join(path, "history.csv"))
     if len(history) != metrics["epochs"]:
         raise Skipped(f"history.csv has {len(history)} epochs but metrics.json says {metrics['epochs']}")
-    settings_path = os.path.join(path, "settings.json")
-    settings = _read_json(settings_path) if os.path.exists(settings_path) else None
-    if settings is not None and not isinstance(settings.get("config") if isinstance(settings, dict) else None, dict):
+    return Run(path=os.path.normpath(path), metrics=metrics, history=history, settings=_read_settings(path))
+
+
+def _read_versioned(path, newest, kind):
+    """A results file's JSON object, of a format this kcifar reads; raises
+    Skipped with the reason. `kind` names the file in the reason."""
+    name = os.path.basename(path)
+    obj = _read_json(path)
+    if not isinstance(obj, dict) or not isinstance(obj.get("format"), int):
+        raise Skipped(f"{name} has no format number: not a kcifar {kind}")
+    if obj["format"] > newest:
+        raise Skipped(f"{name} has format {obj['format']}, newer than this kcifar reads ({newest}); update kcifar")
+    return obj
+
+
+def _read_settings(folder, required=False):
+    """A run folder's settings.json, which must hold a config; None where
+    there is none and it is not `required`."""
+    path = os.path.join(folder, "settings.json")
+    if not os.path.exists(path):
+        if required:
+            raise Skipped("no settings.json")
+        return None
+    settings = _read_json(path)
+    if not isinstance(settings, dict) or not isinstance(settings.get("config"), dict):
         raise Skipped("settings.json has no config")
-    return Run(path=os.path.normpath(path), metrics=metrics, history=history, settings=settings)
+    return settings
 
 
 def read_history(path):
@@ -283,10 +290,14 @@ def collect(paths):
         if os.path.isdir(path) and not found:
             skipped.append((path, "no run folders in it"))
         for folder in found:
-            stopped = os.path.isdir(folder) and os.path.exists(os.path.join(folder, PARTIAL_FILE)) and \
+            # A time limit's marker beside no metrics.json: a partial run.
+            stopped = os.path.exists(os.path.join(folder, PARTIAL_FILE)) and \
                 not os.path.exists(os.path.join(folder, "metrics.json"))
             try:
-                (partial if stopped else runs).append(load_partial(folder) if stopped else load_run(folder))
+                if stopped:
+                    partial.append(load_partial(folder))
+                else:
+                    runs.append(load_run(folder))
             except Skipped as e:
                 skipped.append((folder, str(e)))
     # A folder named twice counts once.
