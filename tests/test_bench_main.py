@@ -109,3 +109,27 @@ def test_a_failing_child_ends_with_one_line(tmp_path):
 ])
 def test_recorded_arg_keeps_no_absolute_path(arg, recorded):
     assert record.recorded_arg(arg) == recorded
+
+
+def test_augmentation_share_per_wall_and_cpu_second():
+    """The block's share from rung 7's windows with and without it, in turns:
+    a busy round stretches both paths' wall time, not their CPU time."""
+    fit = {"windows_images_per_second": [40.0, 20.0, 40.0], "windows_cpu_ms_per_image": [50.0, 50.0, 50.0]}
+    bare = {"windows_images_per_second": [50.0, 25.0, 50.0], "windows_cpu_ms_per_image": [45.0, 45.0, 45.0]}
+    alone = {"rung": "trick7", "128": 4000.0, "512": 5000.0}
+    results = {"settings": {"rung": "trick7", "batch_size": 128}, "backends": {"jax": {
+        "augmentation_images_per_second": alone, "rungs": {"trick7": {
+            "paths": {"keras_fit": fit, "feed": {"cpu_ms_per_image": 1.0}, "keras_fit_no_augmentation": bare}}}}}}
+    for path in (fit, bare):
+        path["cpu_ms_per_image"] = path["windows_cpu_ms_per_image"][0]
+        path["images_per_second"] = path["windows_images_per_second"][0]
+    s = bench.summary(results)
+    assert s["augmentation_share"] == {"jax": {"trick7": 0.2}}  # 1 - 40/50
+    assert s["augmentation_share_cpu"]["jax"]["trick7"] == pytest.approx(0.1, abs=1e-3)  # 1 - 45/50
+    assert s["augmentation_share_alone"] == {"jax": {"trick7": 0.01}}  # 40 / 4000 at batch 128
+    results["summary"], results["memory"] = s, {}
+    lines = bench.findings(results)
+    assert "jax: trick7's augmentation costs 20.0% of its fit step (target <= 5%; per CPU-second 10.0%)" in lines
+    assert "jax: trick7's augmentation block timed alone is 1.0% of its fit step's time at batch 128" in lines
+    results["settings"]["batch_size"] = 64  # the block was not timed at this batch size
+    assert "augmentation_share_alone" not in bench.summary(results)
