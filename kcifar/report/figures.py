@@ -112,7 +112,7 @@ def curves(run, path):
             ax.grid(alpha=0.3)
         acc.legend(fontsize=8)
         loss.legend(fontsize=8)
-        fig.suptitle(run_title(run), fontsize=10)
+        fig.suptitle(run_title(run), fontsize=10, wrap=True)  # the data line outgrows a narrow figure
     return fig
 
 
@@ -146,7 +146,7 @@ def classes(run, path):
         matrix.set_xticklabels(names, rotation=45, ha="right")
         matrix.set_yticklabels(names)
         fig.colorbar(image, ax=matrix, label="test images", shrink=0.8)
-        fig.suptitle(run_title(run), fontsize=10)
+        fig.suptitle(run_title(run), fontsize=10, wrap=True)  # the data line outgrows a narrow figure
     return fig
 
 
