@@ -144,6 +144,20 @@ def test_curves_are_the_history_and_the_test_result(tmp_path, groups):
     np.testing.assert_allclose(lr.lines[0].get_ydata(), history_column(run, "learning_rate"))
 
 
+@pytest.mark.parametrize("name, penalized", [("trick3", False), ("trick4", True), ("trick9", True)])
+def test_loss_legend_says_which_losses_hold_the_l2_penalty(tmp_path, small, name, penalized):
+    """Keras adds the L2 penalty to the training and validation losses, not
+    to the test cross-entropy: with L2 the legend says so, without it not."""
+    run = next(g.runs[0] for g in small if g.runs[0].metrics["name"] == name)
+    loss = figures.curves(run, str(tmp_path / "curves.png")).axes[1]
+    labels = [text.get_text() for text in loss.get_legend().get_texts()]
+    if penalized:
+        assert labels == ["training (running + L2 penalty)", "validation + L2 penalty",
+                          f"test: {run.metrics['test_loss']:.3f} (cross-entropy alone)"]
+    else:
+        assert labels == ["training (running)", "validation", f"test: {run.metrics['test_loss']:.3f}"]
+
+
 def test_one_epoch_gets_one_whole_epoch_tick(tmp_path, groups):
     axes = figures.curves(groups[-1].runs[0], str(tmp_path / "curves.png")).axes
     assert [list(ax.get_xticks()) for ax in axes] == [[1], [1], [1]]

@@ -99,9 +99,14 @@ def curves(run, path):
         acc.plot(epochs[-1], 100 * m["test_accuracy"], "*", ms=13, color="C3",
                  label=f"test, after the last epoch: {m['test_accuracy']:.2%}")
         acc.set(title="Accuracy", ylabel="accuracy (%)")
-        loss.plot(epochs, column["loss"], "o-", ms=3, label="training (running, with regularization)")
-        loss.plot(epochs, column["val_loss"], "s-", ms=3, label="validation")
-        loss.plot(epochs[-1], m["test_loss"], "*", ms=13, color="C3", label=f"test: {m['test_loss']:.3f}")
+        # Keras adds the L2 penalty to the training and the validation loss;
+        # the test loss is the cross-entropy alone (kcifar.results).
+        l2 = (run.settings or {}).get("config", {}).get("l2", 0.0) > 0
+        penalty = " + L2 penalty" if l2 else ""
+        loss.plot(epochs, column["loss"], "o-", ms=3, label=f"training (running{penalty})")
+        loss.plot(epochs, column["val_loss"], "s-", ms=3, label=f"validation{penalty}")
+        loss.plot(epochs[-1], m["test_loss"], "*", ms=13, color="C3",
+                  label=f"test: {m['test_loss']:.3f}" + (" (cross-entropy alone)" if l2 else ""))
         loss.set(title="Loss", ylabel="cross-entropy (nats)")
         lr.plot(epochs, column["learning_rate"], "o-", ms=3, color="C2")
         lr.set(title="Learning rate (Adam, during each epoch)", ylabel="learning rate",
