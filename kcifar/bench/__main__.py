@@ -158,7 +158,8 @@ def summary(results):
                 costlier = timing.ratio(with_it["windows_cpu_ms_per_image"], without["windows_cpu_ms_per_image"])
                 out.setdefault("augmentation_share_cpu", {}).setdefault(backend, {})[name] = round(1 - 1 / costlier, 4)
         if "augmentation_images_per_second" in r:
-            alone = out.setdefault("augmentation_images_per_second", {})[backend] = r["augmentation_images_per_second"]
+            alone = r["augmentation_images_per_second"]
+            out.setdefault("augmentation_images_per_second", {})[backend] = alone
             batch = str(results["settings"]["batch_size"])
             if alone["rung"] in r["rungs"] and batch in alone:
                 # The block timed by itself, as a share of the fit step: the

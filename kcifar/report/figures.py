@@ -101,7 +101,7 @@ def curves(run, path):
         acc.set(title="Accuracy", ylabel="accuracy (%)")
         # Keras adds the L2 penalty to the training and the validation loss;
         # the test loss is the cross-entropy alone (kcifar.results).
-        l2 = (run.settings or {}).get("config", {}).get("l2", 0.0) > 0
+        l2 = run.config.get("l2", 0.0) > 0
         penalty = " + L2 penalty" if l2 else ""
         loss.plot(epochs, column["loss"], "o-", ms=3, label=f"training (running{penalty})")
         loss.plot(epochs, column["val_loss"], "s-", ms=3, label=f"validation{penalty}")

@@ -66,6 +66,12 @@ class Run:
         return code if isinstance(code, dict) else None
 
     @property
+    def config(self):
+        """The config the run trained, as settings.json holds it; {} where
+        the run has no settings.json."""
+        return (self.settings or {}).get("config", {})
+
+    @property
     def variant(self):
         """(field, value) pairs where the run's config differs from the one
         its rung trains under its budget."""
@@ -73,10 +79,9 @@ class Run:
             return ()
         default, ignored = budget_config(rung(self.metrics["name"]).CONFIG, self.budget)
         default = default.to_dict()
-        config = self.settings.get("config", {})
         return tuple(
-            (k, config[k]) for k in sorted(config)
-            if k not in NOT_VARIANT + ignored and k in default and _canonical(config[k]) != _canonical(default[k])
+            (k, v) for k, v in sorted(self.config.items())
+            if k not in NOT_VARIANT + ignored and k in default and _canonical(v) != _canonical(default[k])
         )
 
     @property
