@@ -35,7 +35,8 @@ def parser(prog, description):
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"parent folder of run folders <rung>-<backend>-seed<S> (default: {DEFAULT_OUT}/)")
     p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="Keras dtype policy; mixed_* for GPUs (default float32)")
+                   help="Keras dtype policy (default float32). mixed_bfloat16 is faster on GPUs and on CPUs with AMX, "
+                        "slower on other CPUs: `python -m kcifar.bench --ladder --precision P` measures it")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last finished epoch; a complete run is skipped")
     p.add_argument("--overwrite", action="store_true", help="delete the run folder's files and start afresh")

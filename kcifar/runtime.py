@@ -10,6 +10,7 @@ import subprocess
 
 import keras
 
+from kcifar import machine
 from kcifar.config import PRECISIONS
 
 
@@ -49,7 +50,7 @@ def device_name():
                 return "gpu: " + details.get("device_name", gpus[0].name)
     except Exception:  # a broken accelerator stack still trains on the CPU
         pass
-    return f"cpu: {platform.processor() or platform.machine()} x{os.cpu_count()}"
+    return "cpu: " + machine.cpu_text()
 
 
 def set_precision(policy):
@@ -172,5 +173,6 @@ def describe():
         "backend_version": backend_version(),
         "keras_version": keras.__version__,
         "device": device_name(),
+        "cpu": machine.cpu(),  # also under a GPU: it feeds the batches
         "python": platform.python_version(),
     }

@@ -7,9 +7,9 @@ import importlib.metadata
 import os
 import platform
 
-import cpuinfo
 import psutil
 
+from kcifar.machine import cpu
 from kcifar.bench.errors import UsageError
 from kcifar.data.loader import source_name
 
@@ -18,17 +18,12 @@ ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "T
                "TF_NUM_", "TF_ENABLE_", "TF_XLA_", "TF_GPU_", "TF_FORCE_", "TF_DETERMINISTIC")
 
 
-def cpu_model():
-    """The CPU's brand name on any system (py-cpuinfo); `platform`'s words
-    where it finds none."""
-    return cpuinfo.get_cpu_info().get("brand_raw") or platform.processor() or platform.machine()
-
-
 def machine():
     """What the figures were measured on, and how busy it was at the start."""
     return {
-        "cpu": cpu_model(),
+        "cpu": cpu()["model"],
         "cores": os.cpu_count(),
+        "cpu_bf16": {k: cpu()[k] for k in ("amx", "avx512_bf16")},
         # psutil's: Windows has no os.getloadavg (psutil averages from its first call there, zeros at first).
         "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
