@@ -7,10 +7,15 @@ read them. Nothing here imports Keras or a backend, so reading results is fast.
 import numpy as np
 
 METRICS_FORMAT = 1  # of metrics.json; bump when it changes incompatibly
+# Accuracy on a fixed sample of the training split in inference mode, per
+# epoch (kcifar.train.CleanTrainAccuracy); "accuracy" is Keras's running one.
+CLEAN_ACCURACY = "clean_train_accuracy"
 HISTORY_COLUMNS = (
-    "epoch", "loss", "accuracy", "val_loss", "val_accuracy",
+    "epoch", "loss", "accuracy", "val_loss", "val_accuracy", CLEAN_ACCURACY,
     "learning_rate", "train_seconds", "seconds",
 )
+# Columns that run folders written before them lack: read as None.
+NEWER_HISTORY_COLUMNS = (CLEAN_ACCURACY,)
 # The marker of a run that a time limit stopped: it has no metrics.json (that
 # still means complete), and the report shows it apart, as partial.
 PARTIAL_FILE = "partial.json"
@@ -34,9 +39,11 @@ def score_predictions(probs, labels):
 
 
 def summary_line(metrics):
+    clean = metrics.get(CLEAN_ACCURACY)  # None in runs made before it was recorded
     return (
         f"{metrics['name']} [{metrics['backend']}, {metrics['device']}, seed {metrics['seed']}]: "
         f"test {metrics['test_accuracy']:.4f}  train {metrics['train_accuracy']:.4f}  "
-        f"gap {metrics['gap']:+.4f}  val {metrics['val_accuracy']:.4f}  "
-        f"{metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
+        f"gap {metrics['gap']:+.4f}  "
+        + ("" if clean is None else f"clean train {clean:.4f}  ")
+        + f"val {metrics['val_accuracy']:.4f}  {metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
     )

@@ -32,7 +32,8 @@ from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 
-from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT, score_predictions
+from kcifar.results import (CLEAN_ACCURACY, HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT,
+                            score_predictions)
 
 RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json", PARTIAL_FILE)
 
@@ -130,13 +131,42 @@ class Recorder(keras.callbacks.Callback):
         now = time.perf_counter()
         self.history.append({
             "epoch": epoch + 1,
-            **{k: float(logs[k]) for k in HISTORY_COLUMNS[1:5]},
+            **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy", CLEAN_ACCURACY)},
             "learning_rate": self.lr,
             "train_seconds": round(self.test_start - self.start, 3),
             "seconds": round(now - self.start, 3),
         })
         save_checkpoint(self.run_dir, self.model, self.history)
         files.write_csv(os.path.join(self.run_dir, "history.csv"), self.history, HISTORY_COLUMNS)
+
+
+class CleanTrainAccuracy(keras.callbacks.Callback):
+    """Adds the clean training accuracy to each epoch's logs.
+
+    Keras's running `accuracy` is taken with augmentation, noise and dropout
+    on and averaged over an epoch of changing weights: it is what the
+    lecture's training figures show. This one is the network at the epoch's
+    end, in inference mode (no augmentation, noise or dropout; batch
+    normalization with its moving statistics), on a fixed sample of the
+    training split (`Cifar10.train_sample`): what the network has learnt of
+    its training images, measured as the test images are. It comes before the
+    callbacks that read the logs.
+
+    Args:
+        x: uint8 images of the sample.
+        y: their labels.
+    """
+
+    def __init__(self, x, y):
+        super().__init__()
+        self.x, self.y = x, np.asarray(y).astype(int)
+
+    def on_train_begin(self, logs=None):
+        self.network = inference_network(self.model)  # shares the model's weights
+
+    def on_epoch_end(self, epoch, logs=None):
+        probs = self.network.predict(self.x, batch_size=512, verbose=0)
+        logs[CLEAN_ACCURACY] = float((probs.argmax(axis=1) == self.y).mean())
 
 
 class TimeLimit(keras.callbacks.Callback):
@@ -211,6 +241,39 @@ def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
     return model
 
 
+def fit_rung(model, config, data, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=1):
+    """Trains `model` (from `compile_model`) on `data`'s training split: the
+    one training call of runs and tuner trials.
+
+    Batches are shuffled by (seed, epoch) and augmented by the model; every
+    epoch ends with a validation pass and the clean training accuracy
+    (`CleanTrainAccuracy`), both in its logs before `callbacks` see them.
+
+    Args:
+        model: the compiled model.
+        config: the rung's Config (batch size and epochs).
+        data: a `kcifar.data.Cifar10`; its test split is not touched.
+        seed: the run's seed (keys the batch order).
+        callbacks: Keras callbacks, after the ones above.
+        initial_epoch: epochs already done (a resume).
+        epochs: the epoch to stop after (default: the config's).
+        verbose: Keras's progress bar setting.
+    """
+    batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
+    batches.epoch = initial_epoch  # Keras may peek at a batch before the first epoch begins
+    return model.fit(
+        batches,
+        validation_data=(data.x_val, data.y_val),
+        batch_size=config.batch_size,  # of the validation pass
+        shuffle=False,  # the batches shuffle themselves by (seed, epoch); Keras's batch-order
+        # shuffle draws from Python's global generator, which a resume does not restore
+        epochs=config.epochs if epochs is None else epochs,
+        initial_epoch=initial_epoch,
+        callbacks=[EpochSync(batches), CleanTrainAccuracy(*data.train_sample()), *callbacks],
+        verbose=verbose,
+    )
+
+
 def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, resume=False,
           overwrite=False, deterministic=False, verbose=1, tensorboard=None, time_limit=None, started=None):
     """Trains `config` on `data` into `run_dir`; returns the metrics dict.
@@ -273,8 +336,7 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
     keras.backend.clear_session(free_memory=True)
     runtime.set_precision(precision)
     keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
-    batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
-    model = compile_model(config, data, len(batches), seed)
+    model = compile_model(config, data, math.ceil(len(data.y_train) / config.batch_size), seed)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
     if history:
         print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
@@ -286,19 +348,9 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         marker = os.path.join(run_dir, PARTIAL_FILE)
         if os.path.exists(marker):  # it described the stop before this resume
             os.remove(marker)
-        batches.epoch = len(history)  # Keras may peek at a batch before the first epoch begins
-        model.fit(
-            batches,
-            validation_data=(data.x_val, data.y_val),
-            batch_size=config.batch_size,  # of the validation pass
-            shuffle=False,  # the batches shuffle themselves, by (seed, epoch); Keras's
-            # shuffle of batch order draws from Python's global generator
-            epochs=config.epochs,
-            initial_epoch=len(history),
-            callbacks=[EpochSync(batches), Recorder(run_dir, history), *([limit] if limit else []),
-                       *tensorboard_logs.callbacks_for(tensorboard, run_dir)],
-            verbose=verbose,
-        )
+        fit_rung(model, config, data, seed=seed, initial_epoch=len(history), verbose=verbose,
+                 callbacks=[Recorder(run_dir, history), *([limit] if limit else []),
+                            *tensorboard_logs.callbacks_for(tensorboard, run_dir)])
     if limit is not None and limit.stopped:
         raise Stopped(stop_partial(run_dir, config, history, time_limit, started))
 
@@ -327,6 +379,8 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         "val_accuracy": last["val_accuracy"],
         "val_loss": last["val_loss"],
         "gap": last["accuracy"] - test["test_accuracy"],
+        CLEAN_ACCURACY: last[CLEAN_ACCURACY],
+        "clean_gap": last[CLEAN_ACCURACY] - test["test_accuracy"],
         "train_seconds": round(train_seconds, 3),
         "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
         "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),

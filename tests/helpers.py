@@ -91,7 +91,8 @@ def folder_contents(folder):
 
 
 def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
-              train_accuracy=0.75, config_changes=None, folder=None, budget=None, code=None, data=None):
+              train_accuracy=0.75, config_changes=None, folder=None, budget=None, code=None, data=None,
+              clean_accuracy=None):
     """Writes a finished run folder as kcifar.train.train() would, with
     made-up numbers: 100 test images, 10 per class, `test_accuracy` a
     multiple of 0.1 so that the confusion matrix holds it exactly.
@@ -117,6 +118,7 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
         "epoch": e, "loss": 2.0 / e, "accuracy": train_accuracy * e / epochs, "val_loss": 2.2 / e,
         "val_accuracy": (test_accuracy + 0.01) * e / epochs, "learning_rate": 1e-3 * config.lr_decay ** (e - 1),
         "train_seconds": 1.5, "seconds": 2.0,
+        **({} if clean_accuracy is None else {"clean_train_accuracy": clean_accuracy * e / epochs}),
     } for e in range(1, epochs + 1)]
     metrics = {
         "format": METRICS_FORMAT, "name": config.name, "rung": config.rung, "change": config.change,
@@ -131,6 +133,8 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
     settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
                 "data": {"source": DATA["source"], "checksum": DATA["checksum"], "train": DATA["train"],
                          "val": DATA["val"]}}
+    if clean_accuracy is not None:
+        metrics.update(clean_train_accuracy=clean_accuracy, clean_gap=clean_accuracy - right / 10)
     for key, value in (("budget", budget), ("code", code)):
         if value is not None:
             metrics[key] = settings[key] = value

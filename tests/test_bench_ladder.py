@@ -18,12 +18,16 @@ FIGURES = {"startup_seconds": 10.0, "first_step_seconds": 5.0, "step_seconds": 0
 
 def test_projection_adds_start_up_first_step_epochs_and_test():
     splits = {"train": 1000, "val": 100, "test": 200}
-    # 10 steps per epoch: 2 x (10 x 0.5 + 100 x 0.001) + 200 x 0.001 after 10 + 5.
-    assert ladder.projected_seconds(FIGURES, 2, splits, 100) == pytest.approx(25.4)
+    # 10 steps per epoch: 2 x (10 x 0.5 + (100 validation + 1000 clean training) x 0.001)
+    # + 200 x 0.001 after 10 + 5.
+    assert ladder.projected_seconds(FIGURES, 2, splits, 100) == pytest.approx(27.4)
     # A last, smaller batch is a step too: 11 steps per epoch.
-    assert ladder.projected_seconds(FIGURES, 2, {**splits, "train": 1001}, 100) == pytest.approx(26.4)
+    assert ladder.projected_seconds(FIGURES, 2, {**splits, "train": 1001}, 100) == pytest.approx(28.402)
     slower = {**FIGURES, "step_seconds": 1.0}
-    assert ladder.projected_seconds(slower, 2, splits, 100) == pytest.approx(35.4)
+    assert ladder.projected_seconds(slower, 2, splits, 100) == pytest.approx(37.4)
+    # The clean training accuracy measures 5000 images of a larger split.
+    big = {"train": 45000, "val": 5000, "test": 10000}
+    assert ladder.projected_seconds(FIGURES, 1, big, 100) == pytest.approx(15 + 450 * 0.5 + 10 + 10)
 
 
 def test_list_scheduling_puts_each_rung_in_the_slot_that_frees_first():

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from kcifar.data import split
 from kcifar.data.split import channel_stats, checksum, default_val_size, validation_split
 
 
@@ -41,3 +42,18 @@ def test_checksum_sees_every_byte():
     b = a.copy()
     b[3, 3] = 1
     assert checksum(a) != checksum(b) and len(checksum(a)) == 16
+
+
+def test_train_sample_is_fixed_stratified_and_its_own():
+    labels = np.repeat(np.arange(10), 4500)
+    sample = split.train_sample(labels)
+    assert len(sample) == split.TRAIN_SAMPLE_SIZE and np.array_equal(sample, np.sort(sample))
+    assert np.bincount(labels[sample]).tolist() == [500] * 10
+    assert np.array_equal(sample, split.train_sample(labels))  # the same in every run
+    # Its own seed: not the images the validation split would draw.
+    assert not np.array_equal(sample, split.validation_split(labels, split.TRAIN_SAMPLE_SIZE)[1])
+
+
+def test_train_sample_of_a_small_split_is_all_of_it():
+    labels = np.repeat(np.arange(10), 500)
+    assert np.array_equal(split.train_sample(labels), np.arange(5000))

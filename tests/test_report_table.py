@@ -21,8 +21,9 @@ def groups_under(root):
 
 
 def test_table_numbers_equal_the_files_numbers(tmp_path):
-    paths = [write_run(tmp_path, name="trick3", seed=seed, test_accuracy=acc, train_accuracy=0.9)
-             for seed, acc in enumerate((0.5, 0.6, 0.7))]
+    paths = [write_run(tmp_path, name="trick3", seed=seed, test_accuracy=acc, train_accuracy=0.9,
+                       clean_accuracy=clean)
+             for seed, acc, clean in ((0, 0.5, 0.75), (1, 0.6, 0.8), (2, 0.7, 0.85))]
     paths.append(write_run(tmp_path, name="baseline", backend="torch", epochs=2, test_accuracy=0.4,
                            train_accuracy=0.8125))
     metrics = {p: files.read_json(os.path.join(p, "metrics.json")) for p in paths}
@@ -34,7 +35,7 @@ def test_table_numbers_equal_the_files_numbers(tmp_path):
     m = metrics[paths[3]]
     assert baseline == {
         "rung": "0 baseline", "change": m["change"], "lecture": "~78%", "ours (test)": "40.00%",
-        "train": "81.25%", "gap": "+41.25 pp", "epochs": "2", "seeds": "0", "backend": "torch 1.2.3",
+        "train": "81.25%", "gap": "+41.25 pp", "train (clean)": "", "clean gap": "", "epochs": "2", "seeds": "0", "backend": "torch 1.2.3",
         "device": "cpu: x86_64 x2", "seconds": "4", "data": "cifar10-jpg.tar.xz, 900 train [1]",
     }
     # Three seeds: mean ± sample standard deviation of 50, 60, 70 %.
@@ -42,6 +43,9 @@ def test_table_numbers_equal_the_files_numbers(tmp_path):
     assert trick3["ours (test)"] == "60.00% ± 10.00"
     assert trick3["train"] == "90.00% ± 0.00"
     assert trick3["gap"] == "+30.00 pp ± 10.00"
+    # The clean figures, recorded by these runs and not by the baseline's (an older folder: blank).
+    assert trick3["train (clean)"] == "80.00% ± 5.00"
+    assert trick3["clean gap"] == "+20.00 pp ± 5.00"
     assert trick3["seeds"] == "0, 1, 2"
     assert [metrics[p]["test_accuracy"] for p in paths[:3]] == [0.5, 0.6, 0.7]
 

@@ -48,6 +48,16 @@ def test_a_run_writes_its_folder(tiny_data, tmp_path):
     assert sum(map(sum, metrics["confusion_matrix"])) == 40
     assert metrics["backend"] == keras.backend.backend() and metrics["seed"] == 0
     assert metrics["data"]["checksum"] == tiny_data.checksum and metrics["epochs"] == 3
+    # The clean training accuracy: the last epoch's, the saved network's on the same images in
+    # inference mode, and with dropout, noise and augmentation on the running one differs from it.
+    assert metrics["clean_train_accuracy"] == history[-1]["clean_train_accuracy"]
+    assert metrics["clean_gap"] == pytest.approx(metrics["clean_train_accuracy"] - metrics["test_accuracy"])
+    x, y = tiny_data.train_sample()
+    assert len(y) == len(tiny_data.y_train)  # a split under 5000 images is measured whole
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    again = float((saved.predict(x, verbose=0).argmax(axis=1) == y).mean())
+    assert again == metrics["clean_train_accuracy"]
+    assert [row["clean_train_accuracy"] for row in history] != [row["accuracy"] for row in history]
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
@@ -59,7 +69,9 @@ def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_data, tmp_path,
     assert len(run_history(tmp_path / "cut")) == 1
     resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, resume=True, verbose=0)
     assert without_timing(run_history(tmp_path / "cut")) == without_timing(run_history(tmp_path / "whole"))
-    for key in ("test_accuracy", "test_loss", "train_accuracy", "val_accuracy", "confusion_matrix"):
+    assert "clean_train_accuracy" in run_history(tmp_path / "cut")[0]
+    for key in ("test_accuracy", "test_loss", "train_accuracy", "val_accuracy", "clean_train_accuracy",
+                "confusion_matrix"):
         assert resumed[key] == whole[key], key
 
 

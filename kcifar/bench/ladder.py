@@ -26,7 +26,7 @@ from kcifar.bench.children import child_env, last_line, patch_records, patched_r
 from kcifar.bench.errors import BenchError, UsageError
 from kcifar.data import DataError, load
 from kcifar.data.loader import FULL_COUNTS, source_name
-from kcifar.data.split import default_val_size
+from kcifar.data.split import TRAIN_SAMPLE_SIZE, default_val_size
 from kcifar.experiments import RUNGS, rung
 
 FORMAT = 1  # of the results file
@@ -93,8 +93,9 @@ def batch_sizes(args):
 
 def projected_seconds(figures, epochs, splits, batch_size):
     """A rung's wall time at its full schedule, from its measured parts:
-    start-up + first step + epochs x (steps per epoch x step + validation
-    images x time per image) + test images x time per image.
+    start-up + first step + epochs x (steps per epoch x step + (validation
+    images + the clean training sample) x time per image) + test images x
+    time per image.
 
     Args:
         figures: startup_seconds, first_step_seconds, step_seconds and
@@ -105,7 +106,8 @@ def projected_seconds(figures, epochs, splits, batch_size):
     """
     steps_per_epoch = math.ceil(splits["train"] / batch_size)
     per_image = figures["validation_seconds_per_image"]
-    epoch = steps_per_epoch * figures["step_seconds"] + splits["val"] * per_image
+    inference = splits["val"] + min(splits["train"], TRAIN_SAMPLE_SIZE)  # kcifar.train.CleanTrainAccuracy
+    epoch = steps_per_epoch * figures["step_seconds"] + inference * per_image
     return (figures["startup_seconds"] + figures["first_step_seconds"] + epochs * epoch
             + splits["test"] * per_image)
 

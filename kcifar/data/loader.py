@@ -52,6 +52,12 @@ class Cifar10:
             notes=self.notes + (f"training on a stratified subset of {n} images",),
         )
 
+    def train_sample(self):
+        """(images, labels) of the fixed sample of the training split that
+        the clean training accuracy is measured on (`split.train_sample`)."""
+        keep = split.train_sample(self.y_train)
+        return self.x_train[keep], self.y_train[keep]
+
     def channel_stats(self):
         """Per-channel mean and deviation (0..255) of the training split only."""
         return split.channel_stats(self.x_train)

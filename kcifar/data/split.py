@@ -6,6 +6,11 @@ import numpy as np
 
 VAL_SIZE = 5000  # the usual 45000/5000 split of CIFAR-10's training set
 SPLIT_SEED = 0  # its own seed: every run and every search sees the same split
+# The images the clean training accuracy is measured on: as many as the
+# validation split, so the two figures carry the same sampling noise, drawn
+# by a seed of their own, so every run measures the same ones.
+TRAIN_SAMPLE_SIZE = 5000
+TRAIN_SAMPLE_SEED = 1
 
 
 def default_val_size(n_train):
@@ -43,6 +48,16 @@ def validation_split(labels, size, seed=SPLIT_SEED):
     val = np.sort(np.concatenate(val))
     train = np.setdiff1d(np.arange(len(labels)), val, assume_unique=True)
     return train, val
+
+
+def train_sample(labels, size=TRAIN_SAMPLE_SIZE, seed=TRAIN_SAMPLE_SEED):
+    """Sorted indices of a fixed stratified sample of `size` training images
+    (`validation_split`'s rule, another seed); every index of a training
+    split that has no more than `size` images."""
+    labels = np.asarray(labels)
+    if len(labels) <= size:
+        return np.arange(len(labels))
+    return validation_split(labels, size, seed)[1]
 
 
 def channel_stats(images):

@@ -16,7 +16,7 @@ import re
 from kcifar import files
 from kcifar.data.loader import named_description
 from kcifar.experiments import RUNGS, rung
-from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT
+from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, NEWER_HISTORY_COLUMNS, PARTIAL_FILE, PARTIAL_FORMAT
 
 # What the report reads from metrics.json; a file without one of these is
 # not a finished run of a format this code knows.
@@ -263,11 +263,14 @@ def read_history(path):
         raise Skipped(f"history.csv is unreadable ({e})")
     if not rows:
         raise Skipped("history.csv has no epochs")
-    missing = [c for c in HISTORY_COLUMNS if c not in rows[0]]
+    missing = [c for c in HISTORY_COLUMNS if c not in rows[0] and c not in NEWER_HISTORY_COLUMNS]
     if missing:
         raise Skipped(f"history.csv lacks column(s) {', '.join(missing)}")
     try:
-        history = [{c: float(row[c]) for c in HISTORY_COLUMNS} for row in rows]
+        history = [{c: float(row[c]) if row.get(c) not in (None, "") else None for c in HISTORY_COLUMNS}
+                   for row in rows]
+        if any(row[c] is None for row in history for c in HISTORY_COLUMNS if c not in NEWER_HISTORY_COLUMNS):
+            raise ValueError
     except (TypeError, ValueError):
         raise Skipped("history.csv holds a value that is not a number")
     for row in history:

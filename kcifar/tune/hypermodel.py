@@ -10,8 +10,7 @@ import math
 
 import keras_tuner
 
-from kcifar.pipeline import EpochSync, TrainBatches
-from kcifar.train import compile_model
+from kcifar.train import compile_model, fit_rung
 
 
 def declare(hp, r):
@@ -48,19 +47,7 @@ class RungHyperModel(keras_tuner.HyperModel):
         return compile_model(self.config_for(hp), self.data, self.steps_per_epoch, seed)
 
     def fit(self, hp, model, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=0):
-        """Trains on shuffled batches keyed by (seed, epoch), augmented by the
-        model, and validates on the split carved from the training set."""
-        config = self.config_for(hp)
-        batches = TrainBatches(self.data.x_train, self.data.y_train, config.batch_size, seed)
-        batches.epoch = initial_epoch  # Keras may peek at a batch before the first epoch begins
-        return model.fit(
-            batches,
-            validation_data=(self.data.x_val, self.data.y_val),
-            batch_size=config.batch_size,  # of the validation pass
-            shuffle=False,  # the batches shuffle themselves by (seed, epoch); Keras's batch-order
-            # shuffle draws from Python's global generator, which a resumed trial does not restore
-            epochs=config.epochs if epochs is None else epochs,
-            initial_epoch=initial_epoch,
-            callbacks=[EpochSync(batches), *callbacks],
-            verbose=verbose,
-        )
+        """Trains as a run does (`kcifar.train.fit_rung`), validating on the
+        split carved from the training set."""
+        return fit_rung(model, self.config_for(hp), self.data, seed=seed, callbacks=callbacks,
+                        initial_epoch=initial_epoch, epochs=epochs, verbose=verbose)

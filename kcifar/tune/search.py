@@ -18,6 +18,7 @@ import keras_tuner
 from kcifar import files, runtime
 from kcifar import tensorboard as tensorboard_logs
 from kcifar.memory import resident_mb
+from kcifar.results import CLEAN_ACCURACY
 from kcifar.train import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
 
@@ -230,6 +231,7 @@ class RungTuner(keras_tuner.Tuner):
 
         top = max(history, key=lambda row: row[OBJECTIVE])
         metrics = {k: top[k] for k in ("val_accuracy", "val_loss", "accuracy", "loss")}
+        metrics[CLEAN_ACCURACY] = top.get(CLEAN_ACCURACY)  # absent in epochs trained before it was kept
         files.write_json(result_path, {
             "format": FORMAT,
             "trial_id": trial.trial_id,

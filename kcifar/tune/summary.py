@@ -17,7 +17,7 @@ from kcifar.tune import project
 
 COLUMNS = (
     "trial", "status", "val_accuracy", "best_epoch", "last_val_accuracy", "train_accuracy",
-    "dropout", "l2", "learning_rate", "epochs", "trained_epochs", "seconds", "seed",
+    "clean_train_accuracy", "dropout", "l2", "learning_rate", "epochs", "trained_epochs", "seconds", "seed",
     "from_trial", "worker", "rss_mb_start", "rss_mb_end", "message",
 )
 TUNABLE = ("dropout", "l2", "learning_rate")
@@ -44,6 +44,8 @@ def collect(project_dir):
             "best_epoch": result.get("best_epoch"),
             "last_val_accuracy": result.get("last_val_accuracy"),
             "train_accuracy": result.get("metrics", {}).get("accuracy"),
+            # In inference mode on a fixed training sample; None in trials written before it.
+            "clean_train_accuracy": result.get("metrics", {}).get("clean_train_accuracy"),
             **{name: values.get(name) for name in TUNABLE},
             "epochs": result.get("epochs", values.get("tuner/epochs")),
             "trained_epochs": result.get("trained_epochs"),
