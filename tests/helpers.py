@@ -16,8 +16,10 @@ CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 DATA = {
     "description": "image-folder at cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), sha256:0123456789abcdef",
     "source": "cifar10-jpg.tar.xz", "format": "image-folder", "checksum": "0123456789abcdef",
-    "train": 900, "val": 100, "test": 100, "notes": ["training on a stratified subset of 900 images"],
+    "train": 900, "val": 100, "test": 100, "notes": ["custom set: 1000 training images"],
 }
+# A run trained on a stratified subset of the training split (--limit-train).
+SUBSET_DATA = {**DATA, "train": 400, "notes": ["training on a stratified subset of 400 images"]}
 # The same data as runs recorded it before sources were named by file name.
 OLD_DATA = {**DATA, "description": "image-folder at /data/cifar10-jpg.tar.xz (JPEG mirror: lossy pixels), "
                                    "sha256:0123456789abcdef", "source": "/data/cifar10-jpg.tar.xz"}

@@ -178,6 +178,8 @@ def test_a_run_stopped_by_its_time_limit_is_listed_as_partial_never_in_the_ladde
     page = (tmp_path / "experiments" / "README.md").read_text()
     ladder_part = page[:page.index("## Partial runs")]
     assert "| 0 baseline |" in ladder_part and "trick3" not in ladder_part
+    # Right after the full schedule's table, before anything else.
+    assert page.index("## Partial runs") < page.index("Columns:")
     assert ("| 3 trick3 | full | 2/50 | 43.75% | time-limit, 2026-12-02T01:02:03+00:00 | torch | gpu: NVIDIA H200 "
             "| 0123456 | [trick3-jax-seed0](trick3-jax-seed0/) |") in page
     assert not any("trick3" in name for name in os.listdir(tmp_path / "experiments" / "figures"))

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from helpers import DATA, OLD_DATA, write_run, write_summary
+from helpers import DATA, OLD_DATA, SUBSET_DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.report import runs, table
@@ -82,7 +82,7 @@ def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
     text = table.page(runs.group_runs(found), names, [("experiments/half", "no metrics.json")],
                       [("trick4-random", search, summary)], str(out))
 
-    assert "## The ladder: full budget\n" in text and "(figures/ladder.png)" in text
+    assert "## The ladder: full schedule\n" in text and "(figures/ladder.png)" in text
     assert "(figures/epochs.png)" in text and "small budget" not in text
     for name in ("baseline-jax-seed0", "baseline-jax-seed1"):
         assert f"### {name}\n" in text
@@ -111,7 +111,7 @@ def test_page_has_a_table_and_charts_per_budget_and_each_runs_code(tmp_path):
     names = runs.short_names([r.path for r in found])
     text = table.page(runs.group_runs(found), names, [], [], str(out))
 
-    full, small = text.split("## The ladder: full budget\n")[1].split("## The ladder: small budget\n")
+    full, small = text.split("## The ladder: full schedule\n")[1].split("## The ladder: small budget\n")
     small, rest = small.split("Columns:\n")
     assert "(figures/ladder.png)" in full and "(figures/epochs.png)" in full
     assert "(figures/ladder-small.png)" in small and "(figures/epochs-small.png)" in small
@@ -145,3 +145,21 @@ def test_a_budgets_table_numbers_its_data_as_the_pages_list_does(tmp_path):
     assert " 900 train / " in listed[0] and " 500 train / " in listed[1]
     small = text[text.index("## The ladder: small budget"):]
     assert "500 train [2]" in rows_of(small)[0][-1]
+
+
+def test_runs_on_a_subset_of_the_training_split_are_custom_runs_after_the_budgets(tmp_path):
+    out = tmp_path / "experiments"
+    write_run(out, name="trick4", epochs=2)
+    write_run(out / "small", name="trick4", epochs=2, budget="small")
+    write_run(out / "quick", name="trick4", epochs=1, data=SUBSET_DATA)  # --limit-train 400 --epochs 1
+    found = runs.collect([str(out)])[0]
+    assert [run.budget for run in found] == ["full", "small", "custom"]
+    text = table.page(runs.group_runs(found), runs.short_names([r.path for r in found]), [], [], str(out))
+
+    full, rest = text.split("## The ladder: full schedule\n")[1].split("## The ladder: small budget\n")
+    small, custom = rest.split("## The ladder: custom runs\n")
+    custom = custom.split("Columns:\n")[0]
+    assert [(row[0], row[2]) for row in rows_of(full)] == [("4 trick4", "~87.5%")]
+    # Never beside the lecture's figure: a quick run would read as the rung's result.
+    assert [(row[0], row[2], row[8]) for row in rows_of(custom)] == [("4 trick4", "-", "1")]
+    assert "not results of the rungs" in custom and "(figures/ladder-custom.png)" in custom

@@ -10,6 +10,7 @@ from kcifar.data import cache, download, split
 from kcifar.data.readers import CLASS_NAMES, DataError, read_source
 
 FULL_COUNTS = {"train": 50000, "test": 10000}
+SUBSET_NOTE = "training on a stratified subset of"  # the note of Cifar10.subset, read by the report
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +50,7 @@ class Cifar10:
         _, keep = split.validation_split(self.y_train, n, split.SPLIT_SEED)
         return dataclasses.replace(
             self, x_train=self.x_train[keep], y_train=self.y_train[keep],
-            notes=self.notes + (f"training on a stratified subset of {n} images",),
+            notes=self.notes + (f"{SUBSET_NOTE} {n} images",),
         )
 
     def train_sample(self):

@@ -14,7 +14,7 @@ import os
 import re
 
 from kcifar import files
-from kcifar.data.loader import named_description
+from kcifar.data.loader import SUBSET_NOTE, named_description
 from kcifar.experiments import RUNGS, rung
 from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, NEWER_HISTORY_COLUMNS, PARTIAL_FILE, PARTIAL_FORMAT
 
@@ -38,6 +38,7 @@ NOT_VARIANT = ("name", "rung", "change", "epochs")
 # to the budget (its epochs, and the learning-rate decay rescaled to them).
 BUDGET_FIELDS = ("epochs", "lr_decay")
 FULL = "full"  # the budget of runs that record none: each rung's own schedule
+CUSTOM = "custom"  # full-budget runs with their own epochs or training images (Run.budget)
 BUDGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -55,9 +56,18 @@ class Run:
     settings: dict = None
 
     @property
-    def budget(self):
+    def recorded_budget(self):
         """The training budget the run was made with (older runs: "full")."""
         return self.metrics.get("budget") or FULL
+
+    @property
+    def budget(self):
+        """The section the run belongs to: its recorded budget, but "custom"
+        for a run of the full budget on a subset of the training split
+        (--limit-train): set beside the lecture's figures, it would read as
+        the rung's result. (A run's other epochs show in the epochs column.)"""
+        subset = any(note.startswith(SUBSET_NOTE) for note in self.metrics["data"].get("notes", ()))
+        return CUSTOM if self.recorded_budget == FULL and subset else self.recorded_budget
 
     @property
     def code(self):
@@ -77,7 +87,7 @@ class Run:
         its rung trains under its budget."""
         if not self.settings or self.metrics["name"] not in RUNGS:
             return ()
-        default, ignored = budget_config(rung(self.metrics["name"]).CONFIG, self.budget)
+        default, ignored = budget_config(rung(self.metrics["name"]).CONFIG, self.recorded_budget)
         default = default.to_dict()
         return tuple(
             (k, v) for k, v in sorted(self.config.items())
@@ -129,8 +139,8 @@ def _canonical(value):
 
 
 def budget_order(budget):
-    """Sorts the full budget first, then the others by name."""
-    return (budget != FULL, budget)
+    """Sorts the full budget first, then the named ones by name, then custom runs."""
+    return (budget != FULL, budget == CUSTOM, budget)
 
 
 def budget_config(config, budget):

@@ -9,7 +9,7 @@ import json
 import os
 
 from kcifar.data.loader import named_description
-from kcifar.report.runs import (FULL, budget_figure, by_budget, code_text, data_key, data_label, data_name,
+from kcifar.report.runs import (CUSTOM, FULL, budget_figure, by_budget, code_text, data_key, data_label, data_name,
                                 lecture_text)
 from kcifar.results import summary_line
 from kcifar.tune.summary import format_best
@@ -134,9 +134,12 @@ def _link(path, out_dir):
 def budget_text(budget, groups):
     """What a budget's section says before its table."""
     if budget == FULL:
-        return ("Each rung's own schedule, as the lecture trains it, but where a run's epochs and training "
-                "images (the epochs and data columns) say otherwise; the lecture's reported test accuracy "
-                "stands beside each rung.\n")
+        return ("Each rung's own schedule on the whole training split, as the lecture trains it; the "
+                "lecture's reported test accuracy stands beside each rung.\n")
+    if budget == CUSTOM:
+        return ("Runs with their own epochs or training images (`--epochs`, `--limit-train`): quick checks "
+                "that the code runs, not results of the rungs; the lecture's figures are not drawn beside "
+                "them.\n")
     counts = "/".join(str(n) for n in sorted({g.first["epochs"] for g in groups}))
     return (f"Every rung trained on the `{budget}` budget ({counts} epochs); its learning-rate decay is "
             "rescaled to those epochs, which belongs to the budget and is not counted as a changed config. "
@@ -144,7 +147,7 @@ def budget_text(budget, groups):
 
 
 def _ladder_section(budget, groups, all_groups):
-    title = "full budget" if budget == FULL else f"{budget} budget"
+    title = {FULL: "full schedule", CUSTOM: "custom runs"}.get(budget, f"{budget} budget")
     parts = [f"## The ladder: {title}\n"]
     if groups:
         parts.append(budget_text(budget, groups))
@@ -194,8 +197,8 @@ def page(groups, names, skipped, searches, out_dir, partial=()):
     ]
     for budget, members in by_budget(groups).items():
         parts += _ladder_section(budget, members, groups)
-    if partial:
-        parts.append(partial_section(partial, out_dir))
+        if budget == FULL and partial:  # the full schedule's unfinished rungs come next to it
+            parts.append(partial_section(partial, out_dir))
     if groups:
         parts += ["Columns:\n", LEGEND, "Data:\n", data_list(groups), "## Runs\n"]
     for group in groups:
