@@ -163,3 +163,10 @@ def test_runs_on_a_subset_of_the_training_split_are_custom_runs_after_the_budget
     # Never beside the lecture's figure: a quick run would read as the rung's result.
     assert [(row[0], row[2], row[8]) for row in rows_of(custom)] == [("4 trick4", "-", "1")]
     assert "not results of the rungs" in custom and "(figures/ladder-custom.png)" in custom
+
+
+def test_a_full_budget_run_with_other_epochs_is_a_custom_run(tmp_path):
+    write_run(tmp_path, name="trick4", epochs=1, config_changes={"epochs": 1})  # --epochs 1
+    found = runs.collect([str(tmp_path)])[0]
+    assert [run.budget for run in found] == ["custom"]
+    assert rows_of(table.table(runs.group_runs(found)))[0][2] == "-"

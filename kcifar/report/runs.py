@@ -62,12 +62,8 @@ class Run:
 
     @property
     def budget(self):
-        """The section the run belongs to: its recorded budget, but "custom"
-        for a run of the full budget on a subset of the training split
-        (--limit-train): set beside the lecture's figures, it would read as
-        the rung's result. (A run's other epochs show in the epochs column.)"""
-        subset = any(note.startswith(SUBSET_NOTE) for note in self.metrics["data"].get("notes", ()))
-        return CUSTOM if self.recorded_budget == FULL and subset else self.recorded_budget
+        """The section the run belongs to (`section`)."""
+        return section(self.recorded_budget, self.metrics["name"], self.config, self.metrics["data"])
 
     @property
     def code(self):
@@ -126,12 +122,34 @@ class Partial:
 
     @property
     def budget(self):
-        return self.settings.get("budget") or FULL
+        return section(self.settings.get("budget") or FULL, self.marker["name"], self.settings.get("config", {}),
+                       self.settings.get("data", {}))
 
     @property
     def sort_key(self):
         m = self.marker
         return (budget_order(self.budget), m["rung"], m["name"], m["backend"], self.settings.get("seed", 0), self.path)
+
+
+def section(budget, name, config, data):
+    """Where a run belongs: its budget, but "custom" for a run of the full
+    budget on a subset of the training split (--limit-train) or with other
+    epochs than its rung's (--epochs): beside the lecture's figures it would
+    read as the rung's result.
+
+    Args:
+        budget: the recorded budget.
+        name: the rung's name.
+        config: the run's config as settings.json holds it ({} if none).
+        data: the run's data record (its notes name a subset).
+    """
+    if budget != FULL:
+        return budget
+    if any(note.startswith(SUBSET_NOTE) for note in data.get("notes", ())):
+        return CUSTOM
+    if name in RUNGS and config.get("epochs", rung(name).CONFIG.epochs) != rung(name).CONFIG.epochs:
+        return CUSTOM
+    return FULL
 
 
 def _canonical(value):
