@@ -17,6 +17,7 @@ from kcifar import budgets, files
 from kcifar.config import PRECISIONS
 
 BACKENDS = ("tensorflow", "torch", "jax")
+NUM_CLASSES = 10  # CIFAR-10's; --limit-train needs an image of each
 DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
 
 
@@ -96,6 +97,14 @@ def check_tensorboard(log_dir):
         raise UsageError(str(e))
 
 
+def check_counts(args):
+    """The counts a user types, checked before Keras loads."""
+    for flag, value, least, why in (("--epochs", args.epochs, 1, ""), ("--batch-size", args.batch_size, 1, ""),
+                                    ("--limit-train", args.limit_train, NUM_CLASSES, " (one image per class)")):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be at least {least}{why}. Received: {flag} {value}")
+
+
 def seeds_of(args):
     if not args.seeds:
         return [args.seed]
@@ -165,23 +174,30 @@ def run_rung(config, argv=None, description=None):
 
 
 def _run(config, args):
-    from kcifar.data import DataError, load
-
+    # Every flag first: a mistake costs no wait for Keras and the backend.
     check_time_limit(args.time_limit)
-    check_backend()
-    check_tensorboard(args.tensorboard)
-    from kcifar.results import summary_line
-    from kcifar.train import RunError, Stopped, is_complete, train
-
+    check_counts(args)
     try:
         config = configure(config, args)
     except ValueError as e:
         raise UsageError(str(e))
     seeds = seeds_of(args)
+    check_backend()
+    check_tensorboard(args.tensorboard)
+    from kcifar.data import DataError, load
+    from kcifar.results import summary_line
+    from kcifar.train import RunError, Stopped, is_complete, train
+
     try:
-        data = load(args.data, limit_train=train_images(args))
+        data = load(args.data)
     except DataError as e:
         raise UsageError(str(e))
+    if train_images(args) is not None:
+        try:
+            data = data.subset(train_images(args))
+        except ValueError:
+            raise UsageError(f"--limit-train must be at most {len(data.y_train)}, the training split's images. "
+                             f"Received: --limit-train {args.limit_train}")
     results = []
     for seed in seeds:
         run_dir = run_dir_of(args, config, seed)
@@ -207,5 +223,6 @@ def _run(config, args):
 
 
 def _fail(name, message, status):
-    print(f"kcifar.experiments.{name}: error: {message}", file=sys.stderr)
+    # argparse's own prefix, so that every error of the command reads alike.
+    print(f"python -m kcifar.experiments.{name}: error: {message}", file=sys.stderr)
     sys.exit(status)

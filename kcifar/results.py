@@ -38,6 +38,11 @@ def score_predictions(probs, labels):
     }
 
 
+def counted(n, noun):
+    """"1 epoch", "2 epochs": a count with its noun in the right number."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def summary_line(metrics):
     clean = metrics.get(CLEAN_ACCURACY)  # None in runs made before it was recorded
     return (
@@ -45,5 +50,5 @@ def summary_line(metrics):
         f"test {metrics['test_accuracy']:.4f}  train {metrics['train_accuracy']:.4f}  "
         f"gap {metrics['gap']:+.4f}  "
         + ("" if clean is None else f"clean train {clean:.4f}  ")
-        + f"val {metrics['val_accuracy']:.4f}  {metrics['epochs']} epochs in {metrics['wall_seconds']:.0f} s"
+        + f"val {metrics['val_accuracy']:.4f}  {counted(metrics['epochs'], 'epoch')} in {metrics['wall_seconds']:.0f} s"
     )

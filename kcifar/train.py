@@ -33,7 +33,7 @@ from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 
 from kcifar.results import (CLEAN_ACCURACY, HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT,
-                            score_predictions)
+                            counted, score_predictions)
 
 RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json", PARTIAL_FILE)
 
@@ -415,4 +415,4 @@ def stop_partial(run_dir, config, history, time_limit, started):
         **runtime.describe(),
         "code": runtime.code_version(),
     })
-    return f"stopped by --time-limit after {len(history)} of {config.epochs} epochs; --resume continues"
+    return f"stopped by --time-limit after {len(history)} of {counted(config.epochs, 'epoch')}; --resume continues"

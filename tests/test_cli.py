@@ -24,10 +24,13 @@ def run(argv, capsys):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--epochs", "0"], "epochs must be >= 1. Received: epochs=0"),
-    (["--batch-size", "-3"], "batch_size must be >= 1. Received: batch_size=-3"),
+    (["--epochs", "0"], "--epochs must be at least 1. Received: --epochs 0"),
+    (["--batch-size", "-3"], "--batch-size must be at least 1. Received: --batch-size -3"),
     (["--seeds", "1,x"], "--seeds must be integers"),
-    (["--limit-train", "0"], "Received: limit_train=0"),
+    (["--limit-train", "0"], "--limit-train must be at least 10 (one image per class). Received: --limit-train 0"),
+    (["--limit-train", "3"], "--limit-train must be at least 10 (one image per class)"),
+    (["--limit-train", "109"], "--limit-train must be at most 108, the training split's images. "
+                               "Received: --limit-train 109"),
     (["--data", "/no/such/data"], "/no/such/data: no such file or folder"),
     (["--budget", "small", "--epochs", "3"], "--budget small fixes the epochs and training images"),
     (["--budget", "small", "--limit-train", "50"], "--budget small fixes the epochs and training images"),
@@ -37,7 +40,7 @@ def test_bad_flags_end_in_one_line(tiny_dir, tmp_path, capsys, flags, message):
     code, _, _, err = run(argv, capsys)
     assert code == 2
     last = err.strip().splitlines()[-1]  # above it, at most the decoding progress bar
-    assert message in last and last.startswith("kcifar.experiments.trick4: error:")
+    assert message in last and last.startswith("python -m kcifar.experiments.trick4: error:")
     assert err.count("error") == 1
     assert not any(os.scandir(tmp_path))  # nothing half-written
 
@@ -92,6 +95,16 @@ def test_a_budget_names_its_folder_and_is_recorded(tiny_dir, tmp_path, capsys, m
     assert not os.path.isabs(settings["data"]["source"]) and not os.path.isabs(metrics["data"]["source"])
 
 
+def test_flags_are_checked_before_keras_loads(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys; from kcifar.experiments import trick4; from kcifar.cli import run_rung\n"
+         "try:\n    run_rung(trick4.CONFIG, ['--epochs', '0'])\n"
+         "except SystemExit as e:\n    print('keras' in sys.modules, e.code)"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.stdout.split() == ["False", "2"]
+
+
 def test_unknown_backend_is_one_line(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "kcifar.experiments.trick4", "--out", str(tmp_path)],
@@ -99,7 +112,7 @@ def test_unknown_backend_is_one_line(tmp_path):
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "kcifar.experiments.trick4: error: KERAS_BACKEND must be one of tensorflow, torch, jax. "
+        "python -m kcifar.experiments.trick4: error: KERAS_BACKEND must be one of tensorflow, torch, jax. "
         "Received: KERAS_BACKEND='theano'"
     ]
 

@@ -174,7 +174,7 @@ def test_a_run_stopped_by_its_time_limit_is_listed_as_partial_never_in_the_ladde
     write_partial("experiments")
     assert main([]) == 0
     out, err = capsys.readouterr()
-    assert "from 1 runs, 1 partial (0 skipped)" in out and err == ""
+    assert "from 1 run, 1 partial (0 skipped)" in out and err == ""
     page = (tmp_path / "experiments" / "README.md").read_text()
     ladder_part = page[:page.index("## Partial runs")]
     assert "| 0 baseline |" in ladder_part and "trick3" not in ladder_part

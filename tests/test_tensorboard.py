@@ -24,7 +24,8 @@ SMALL = Config().replace(name="small", widths=(8, 8, 8, 8), dense_units=16, epoc
 # history.csv's column of each scalar the callback writes.
 COLUMNS = {"train/epoch_loss": "loss", "train/epoch_accuracy": "accuracy",
            "train/epoch_learning_rate": "learning_rate", "validation/epoch_loss": "val_loss",
-           "validation/epoch_accuracy": "val_accuracy"}
+           "validation/epoch_accuracy": "val_accuracy",
+           "train/epoch_clean_train_accuracy": "clean_train_accuracy"}
 
 
 def scalars(folder):
@@ -69,7 +70,7 @@ def test_a_rung_without_tensorflow_stops_before_loading_data(tiny_dir, tmp_path,
         run_rung(config, argv)
     assert stopped.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("kcifar.experiments.baseline: error: ")
+    assert len(err) == 1 and err[0].startswith("python -m kcifar.experiments.baseline: error: ")
     assert 'install the tensorflow extra: pip install -e ".[tensorflow]"' in err[0]
     cache = os.environ["KCIFAR_CACHE"]
     assert not os.path.exists(cache) or not os.listdir(cache)  # the data was never loaded

@@ -105,6 +105,6 @@ def test_a_bad_limit_is_one_line(tiny_dir, tmp_path, capsys):
         baseline.run_rung(baseline.CONFIG, ["--data", tiny_dir, "--out", str(tmp_path), "--time-limit", "-3"])
     assert stop.value.code == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "kcifar.experiments.baseline: error: --time-limit must be a positive number of seconds. "
+        "python -m kcifar.experiments.baseline: error: --time-limit must be a positive number of seconds. "
         "Received: --time-limit -3"]
     assert os.listdir(tmp_path) == []

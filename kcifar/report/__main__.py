@@ -27,6 +27,7 @@ from kcifar.report import figures
 from kcifar.report.runs import (Skipped, budget_figure, by_budget, collect, find_runs, group_runs, load_tuner,
                                 short_names)
 from kcifar.report.table import GENERATED_HEADER, page
+from kcifar.results import counted
 
 DEFAULT_ROOT = "experiments"
 DEFAULT_TUNER = os.path.join("tuner_runs", "*", "summary.json")
@@ -152,7 +153,7 @@ def main(argv=None):
     for path, reason in skipped:
         print(f"kcifar.report: skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote {os.path.join(out, 'README.md')} and its figures in "
-          f"{os.path.join(out, 'figures')}/ from {len(runs)} runs"
+          f"{os.path.join(out, 'figures')}/ from {counted(len(runs), 'run')}"
           + (f", {len(partial)} partial" if partial else "") + f" ({len(skipped)} skipped)")
     return 0
 

@@ -11,7 +11,7 @@ import os
 from kcifar.data.loader import named_description
 from kcifar.report.runs import (CUSTOM, FULL, budget_figure, by_budget, code_text, data_key, data_label, data_name,
                                 lecture_text)
-from kcifar.results import summary_line
+from kcifar.results import counted, summary_line
 from kcifar.tune.summary import format_best
 
 # How every page this module writes begins (a folder's README.md that does
@@ -222,7 +222,7 @@ def page(groups, names, skipped, searches, out_dir, partial=()):
         parts += [
             f"### {project}\n",
             f"`{format_best(summary)}`\n",
-            f"{len(summary['trials'])} trials ({counts or 'none ended'}), read from "
+            f"{counted(len(summary['trials']), 'trial')} ({counts or 'none ended'}), read from "
             f"[summary.json]({_link(os.path.join(folder, 'summary.json'), out_dir)}); chosen on the "
             f"validation split, never the test set; data: "
             f"{named_description(data) if isinstance(data, str) else 'not recorded'}.\n",

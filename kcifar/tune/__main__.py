@@ -177,6 +177,7 @@ def run(args):
     import keras
 
     from kcifar.data import DataError, load
+    from kcifar.results import counted
     from kcifar.tune import project, search, summary
     from kcifar.tune.hypermodel import RungHyperModel
 
@@ -211,7 +212,7 @@ def run(args):
         trials, epochs = search.hyperband_budget(args.epochs, args.factor, args.hyperband_iterations)
         plan = f"hyperband, {trials} trials, {epochs} epochs in all, at most {args.epochs} per model"
     else:
-        plan = f"{args.tuner}, {args.max_trials} trials of {args.epochs} epochs"
+        plan = f"{args.tuner}, {counted(args.max_trials, 'trial')} of {counted(args.epochs, 'epoch')}"
     verb = "joining" if args.worker else "continuing" if continued else "starting"
     print(f"{who}: {verb} {project_dir} ({config.name}, {plan}; "
           f"searching {', '.join(f'{r.name} {r.low:g}..{r.high:g} ({r.sampling})' for r in space)}; "

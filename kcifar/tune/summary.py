@@ -13,6 +13,7 @@ import os
 import sys
 
 from kcifar import files
+from kcifar.results import counted
 from kcifar.tune import project
 
 COLUMNS = (
@@ -174,7 +175,7 @@ def plot_trials(summary, path):
     epochs = sorted({r["epochs"] for r in done if r["epochs"]})
     epochs_text = "/".join(map(str, epochs)) if epochs else str(summary["search_epochs"])
     fig.suptitle(
-        f"{summary['rung']} {summary['tuner']} search: {len(done)} trials, {epochs_text} epochs, "
+        f"{summary['rung']} {summary['tuner']} search: {counted(len(done), 'trial')}, {epochs_text} epochs, "
         f"seed {summary['seed']}, {summary['backend']} on {summary['device']}\n"
         f"{_short(summary['data'])}, {summary['train_images']} train / {summary['val_images']} val images",
         fontsize=8,
@@ -205,7 +206,7 @@ def format_best(summary):
     )
     return (
         f"best: trial {best['trial']} val_accuracy {best['val_accuracy']:.4f} ({values}; "
-        f"{best['epochs']} epochs) [{summary['backend']}, {summary['device']}, seed {summary['seed']}]"
+        f"{counted(best['epochs'], 'epoch')}) [{summary['backend']}, {summary['device']}, seed {summary['seed']}]"
     )
 
 
@@ -224,7 +225,7 @@ def main(argv=None):
     except (OSError, ValueError, KeyError) as e:
         print(f"kcifar.tune.summary: error: {project_dir}: unreadable trial files ({e})", file=sys.stderr)
         return 2
-    print(f"{len(summary['trials'])} trials ({', '.join(f'{n} {k.lower()}' for k, n in summary['counts'].items())})")
+    print(f"{counted(len(summary['trials']), 'trial')} ({', '.join(f'{n} {k.lower()}' for k, n in summary['counts'].items())})")
     print(format_best(summary))
     print(f"wrote {project_dir}/summary.csv, summary.json, summary.png"
           + (", best_config.json" if summary["best"] else ""))
