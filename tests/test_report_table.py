@@ -170,3 +170,19 @@ def test_a_full_budget_run_with_other_epochs_is_a_custom_run(tmp_path):
     found = runs.collect([str(tmp_path)])[0]
     assert [run.budget for run in found] == ["custom"]
     assert rows_of(table.table(runs.group_runs(found)))[0][2] == "-"
+
+
+def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
+    write_run(tmp_path, name="baseline", test_accuracy=0.8, train_accuracy=0.99)
+    write_run(tmp_path, name="trick1", test_accuracy=0.7, train_accuracy=0.75)
+    write_run(tmp_path, name="trick2", test_accuracy=0.9, train_accuracy=0.95)
+    groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
+    text = table.budget_summary("full", groups)
+    assert text.startswith("3 runs of 3 rungs, 900 training images, 3 epochs.")
+    assert "Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)." in text
+    assert "ranges from +5.00 pp to +19.00 pp" in text
+    assert "Best on validation: rung 2 trick2 (91.00%)." in text
+    # Against the lecture (78%, 80%, 84%): rungs 0 and 2 reach it, rung 1 falls 10 points short.
+    assert "At or above the lecture's figure: rung 0, 2. Below it: rung 1 (-10.00 pp)." in text
+    assert "What this cannot show: with one seed" in text
+    assert "what the tricks do at full scale" in table.budget_summary("small", groups)

@@ -146,11 +146,61 @@ def budget_text(budget, groups):
             "The lecture reports full training only, so its figures are not drawn beside these.\n")
 
 
+# What a budget's runs cannot show, whatever they measure.
+CANNOT_SHOW = {
+    FULL: ("with one seed a rung's difference from its neighbour below about one point is within seed noise "
+           "(`--seeds 0,1,2` measures it), and the data here is a JPEG copy of CIFAR-10, which scores a little "
+           "lower than the original images."),
+    CUSTOM: "anything about the rungs: these runs are too short or too small to compare with each other or "
+            "with the lecture.",
+}
+SMALL_CANNOT_SHOW = ("what the tricks do at full scale: a tenth of the images and fewer epochs leave the "
+                     "regularizers, the learning-rate decay and the wider rungs too little training to pay off, "
+                     "so test accuracy may fall where the lecture's rises.")
+
+
+def budget_summary(budget, groups):
+    """A paragraph written from a budget's runs: how many, on how many images
+    and epochs, whether test accuracy rises from rung to rung, the range of
+    the gaps, the best rung on validation, how the full schedule stands
+    against the lecture, and what the budget cannot show."""
+    own = [g for g in groups if not g.runs[0].variant]  # each rung's own config, not its variants
+    runs = sum(len(g.runs) for g in groups)
+    images = "/".join(str(n) for n in sorted({g.first["data"]["train"] for g in groups}))
+    epochs = sorted({g.first["epochs"] for g in groups})
+    epochs = counted(epochs[0], "epoch") if len(epochs) == 1 else "/".join(map(str, epochs)) + " epochs"
+    text = [f"{counted(runs, 'run')} of {counted(len({g.first['rung'] for g in groups}), 'rung')}, "
+            f"{images} training images, {epochs}."]
+    steps = [(a, b) for a, b in zip(own, own[1:]) if b.first["rung"] == a.first["rung"] + 1
+             and a.first["backend"] == b.first["backend"]]
+    if steps:
+        falls = [f"{b.first['rung']} ({points(b.mean('test_accuracy') - a.mean('test_accuracy'))})"
+                 for a, b in steps if b.mean("test_accuracy") < a.mean("test_accuracy")]
+        text.append(f"Test accuracy rises at {len(steps) - len(falls)} of {counted(len(steps), 'step')} from one "
+                    "rung to the next" + (f"; it falls at rung {', '.join(falls)}." if falls else "."))
+    gaps = [g.mean("gap") for g in groups]
+    text.append(f"The gap (running training minus test accuracy) ranges from {points(min(gaps))} to "
+                f"{points(max(gaps))}.")
+    best = max(groups, key=lambda g: g.mean("val_accuracy"))
+    text.append(f"Best on validation: rung {best.first['rung']} {best.first['name']} "
+                f"({percent(best.mean('val_accuracy'))}).")
+    if budget == FULL:
+        versus = [(g, g.mean("test_accuracy") - g.lecture) for g in own if g.lecture is not None]
+        reach = [f"{g.first['rung']}" for g, d in versus if d >= 0]
+        short = [f"{g.first['rung']} ({points(d)})" for g, d in versus if d < 0]
+        if reach:
+            text.append(f"At or above the lecture's figure: rung {', '.join(reach)}.")
+        if short:
+            text.append(f"Below it: rung {', '.join(short)}.")
+    text.append("What this cannot show: " + CANNOT_SHOW.get(budget, SMALL_CANNOT_SHOW))
+    return " ".join(text) + "\n"
+
+
 def _ladder_section(budget, groups, all_groups):
     title = {FULL: "full schedule", CUSTOM: "custom runs"}.get(budget, f"{budget} budget")
     parts = [f"## The ladder: {title}\n"]
     if groups:
-        parts.append(budget_text(budget, groups))
+        parts += [budget_text(budget, groups), budget_summary(budget, groups)]
     parts.append(f"![Test and training accuracy per rung, the gap shaded, {title}]"
                  f"(figures/{budget_figure('ladder', budget)})\n")
     if not groups:
