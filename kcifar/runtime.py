@@ -7,6 +7,7 @@ import contextlib
 import os
 import platform
 import subprocess
+import sys
 
 import keras
 
@@ -58,6 +59,42 @@ def set_precision(policy):
     if policy not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}. Received: precision={policy!r}")
     keras.mixed_precision.set_global_policy(policy)
+
+
+def start_run(precision, seed):
+    """Keras's state at the start of a run or tuner trial: a fresh session
+    (a run after another in one process starts as the first one did; this
+    also resets the dtype policy), the precision, then the seeds, before the
+    model is built (its layers draw their seeds then)."""
+    keras.backend.clear_session(free_memory=True)
+    set_precision(precision)
+    set_seed(seed)
+
+
+def set_seed(seed):
+    """`keras.utils.set_random_seed`, without TensorFlow's start-up lines on
+    another backend.
+
+    Keras seeds TensorFlow whenever it is installed (for tf.data), so its
+    first call imports TensorFlow on any backend. TensorFlow writes its
+    start-up lines ("oneDNN custom operations are on", "Could not find cuda
+    drivers") before its logging starts, where no log level reaches them; on
+    the torch and JAX backends they are held back from stderr during that
+    call. On TensorFlow, where `import keras` already printed them, nothing
+    changes.
+    """
+    if backend_name() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            keras.utils.set_random_seed(seed)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 @contextlib.contextmanager

@@ -331,11 +331,7 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         "data": data_record(data), "code": runtime.code_version(),
     }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
-    # A run after another in one process (--seeds, --run A..B) starts from
-    # Keras's fresh state, as the first one does; this resets the dtype policy.
-    keras.backend.clear_session(free_memory=True)
-    runtime.set_precision(precision)
-    keras.utils.set_random_seed(seed)  # before building: layers draw seeds then
+    runtime.start_run(precision, seed)
     model = compile_model(config, data, math.ceil(len(data.y_train) / config.batch_size), seed)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
     if history:

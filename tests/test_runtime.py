@@ -180,3 +180,18 @@ def test_deterministic_runs_repeat_with_the_switches_on_for_the_run_only(tiny_da
         histories.append([{k: v for k, v in row.items() if k not in ("train_seconds", "seconds")} for row in rows])
     assert inside == [ON[keras.backend.backend()]] * 2
     assert len(histories[0]) == 2 and histories[0] == histories[1]
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_seeding_on_another_backend_prints_no_tensorflow_start_up_lines(backend):
+    code = ("import sys, numpy as np; from kcifar import runtime; runtime.set_seed(3); a = np.random.rand()\n"
+            "np.random.seed(3); print(a == np.random.rand(), 'tensorflow' in sys.modules)\n"
+            "print('still here', file=sys.stderr)")
+    result = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, KERAS_BACKEND=backend),
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    seeded, tensorflow_loaded = result.stdout.split()
+    assert seeded == "True"
+    if tensorflow_loaded == "True":  # installed: Keras seeded it, and its lines were held back
+        assert "oneDNN" not in result.stderr and "cuda drivers" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "still here"

@@ -13,6 +13,7 @@ No validation, no progress bar: only training steps are timed.
 
 import keras
 
+from kcifar import runtime
 from kcifar.bench.timing import clocks, since
 from kcifar.pipeline import EpochSync, TrainBatches
 from kcifar.train import compile_model
@@ -60,7 +61,7 @@ class KerasPath:
     """
 
     def __init__(self, config, data, seed, jit_compile="auto"):
-        keras.utils.set_random_seed(seed)  # before building, as kcifar.train does
+        runtime.set_seed(seed)  # before building, as kcifar.train does
         self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
         self.model = compile_model(config, data, len(self.batches), seed, jit_compile=jit_compile)
         self.first_batch = self.batches[0]

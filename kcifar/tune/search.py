@@ -187,11 +187,9 @@ class RungTuner(keras_tuner.Tuner):
     def _run_trial(self, trial, trial_dir, result_path):
         hp = trial.hyperparameters
         seed = derived_seed(self.seed, "trial", trial.trial_id)
-        keras.backend.clear_session(free_memory=True)  # resets the dtype policy and seeds too
+        runtime.start_run(self.precision, seed)
         gc.collect()
         rss_start = resident_mb()
-        runtime.set_precision(self.precision)
-        keras.utils.set_random_seed(seed)  # before building: layers draw their seeds then
         model = self.hypermodel.build(hp, seed=seed)
 
         first = int(hp.values.get("tuner/initial_epoch", 0))
