@@ -191,3 +191,13 @@ def test_run_title_says_backend_device_epochs_seed_and_data(groups):
     for text in ("jax 1.2.3", "cpu: x86_64 x2", "seed 0", "3 epochs", "cifar10-jpg.tar.xz", "900 train"):
         assert text in title
     assert "1 epoch, batch" in figures.run_title(groups[-1].runs[0])
+
+
+@pytest.mark.parametrize("values, limits", [
+    ([19.8, 20.0], (5, 25)),  # a one-epoch run: its noise is not drawn as a large difference
+    ([40.0, 93.0], (40, 100)),
+    ([96.0, 99.5], (80, 100)),
+    ([0.5, 3.0], (0, 20)),
+])
+def test_accuracy_axes_span_at_least_twenty_points(values, limits):
+    assert figures.accuracy_limits(values) == limits

@@ -21,7 +21,8 @@ from matplotlib.ticker import FormatStrFormatter
 
 from kcifar import files
 from kcifar.experiments import RUNGS
-from kcifar.report.runs import FULL, data_label, lecture_of, lecture_text
+from kcifar.report.runs import CUSTOM, FULL, data_label, lecture_of, lecture_text
+from kcifar.results import CLEAN_ACCURACY
 
 DPI = 100
 SIZES = {"ladder": (13, 7.5), "epochs": (16, 6), "curves": (15, 4.8), "classes": (14, 6.2)}
@@ -76,9 +77,21 @@ def _epoch_axis(ax, epochs):
     ax.set_xlabel("epoch")
 
 
+def accuracy_limits(values, least_span=20):
+    """y limits (%) of an accuracy axis: whole tens around `values`, at least
+    `least_span` points apart, within 0-100, so that a short run's tiny
+    differences are not drawn as large ones."""
+    low, high = 10 * math.floor(min(values) / 10), 10 * math.ceil(max(values) / 10)
+    if high - low < least_span:
+        middle = (low + high) / 2
+        low, high = middle - least_span / 2, middle + least_span / 2
+    low, high = max(low, 0), min(high, 100)
+    return (low, high) if high - low >= least_span else ((0, least_span) if low == 0 else (100 - least_span, 100))
+
+
 def run_title(run):
     m = run.metrics
-    budget = "" if run.budget == FULL else f", {run.budget} budget"
+    budget = {FULL: "", CUSTOM: ", custom run"}.get(run.budget, f", {run.budget} budget")
     return (
         f"{m['name']} (rung {m['rung']}): {m['change']}\n"
         f"{m['backend']} {m['backend_version']}, {m['device']}, {m['precision']}, seed {m['seed']}, "
@@ -92,23 +105,29 @@ def curves(run, path):
     m, history = run.metrics, run.history
     epochs = [row["epoch"] for row in history]
     column = {k: np.array([row[k] for row in history]) for k in history[0]}
+    ms = 7 if len(epochs) <= 2 else 3  # a run of an epoch or two is points, not lines: make them seen
     with _figure("curves", path) as fig:
         acc, loss, lr = fig.subplots(1, 3)
-        acc.plot(epochs, 100 * column["accuracy"], "o-", ms=3, label="training (running, over the epoch)")
-        acc.plot(epochs, 100 * column["val_accuracy"], "s-", ms=3, label="validation")
+        acc.plot(epochs, 100 * column["accuracy"], "o-", ms=ms, label="training (running, over the epoch)")
+        acc.plot(epochs, 100 * column["val_accuracy"], "s-", ms=ms, label="validation")
+        shown = [*column["accuracy"], *column["val_accuracy"], m["test_accuracy"]]
+        if all(v is not None for v in column[CLEAN_ACCURACY]):  # runs before it have none
+            acc.plot(epochs, 100 * column[CLEAN_ACCURACY].astype(float), "^-", ms=ms,
+                     label="training, clean (inference mode, 5000 images)")
+            shown += list(column[CLEAN_ACCURACY])
         acc.plot(epochs[-1], 100 * m["test_accuracy"], "*", ms=13, color="C3",
                  label=f"test, after the last epoch: {m['test_accuracy']:.2%}")
-        acc.set(title="Accuracy", ylabel="accuracy (%)")
+        acc.set(title="Accuracy", ylabel="accuracy (%)", ylim=accuracy_limits([100 * v for v in shown]))
         # Keras adds the L2 penalty to the training and the validation loss;
         # the test loss is the cross-entropy alone (kcifar.results).
         l2 = run.config.get("l2", 0.0) > 0
         penalty = " + L2 penalty" if l2 else ""
-        loss.plot(epochs, column["loss"], "o-", ms=3, label=f"training (running{penalty})")
-        loss.plot(epochs, column["val_loss"], "s-", ms=3, label=f"validation{penalty}")
+        loss.plot(epochs, column["loss"], "o-", ms=ms, label=f"training (running{penalty})")
+        loss.plot(epochs, column["val_loss"], "s-", ms=ms, label=f"validation{penalty}")
         loss.plot(epochs[-1], m["test_loss"], "*", ms=13, color="C3",
                   label=f"test: {m['test_loss']:.3f}" + (" (cross-entropy alone)" if l2 else ""))
         loss.set(title="Loss", ylabel="cross-entropy (nats)")
-        lr.plot(epochs, column["learning_rate"], "o-", ms=3, color="C2")
+        lr.plot(epochs, column["learning_rate"], "o-", ms=ms, color="C2")
         lr.set(title="Learning rate (Adam, during each epoch)", ylabel="learning rate",
                ylim=(0, 1.15 * column["learning_rate"].max()))
         lr.yaxis.set_major_formatter(FormatStrFormatter("%.1e"))
@@ -236,14 +255,12 @@ def _group_bars(ax, group, x, width, colour):
     if len(group.runs) > 1:
         values = 100 * np.array(group.values("test_accuracy"))
         ax.plot(np.full(len(values), x), values, "o", color="black", ms=3)
-    seeds = len(group.runs)
-    _label(ax, x, f"{test:.1%} test, gap {100 * (train - test):+.1f} pp, {group.first['epochs']} ep, "
-                  f"{seeds} seed{'s' * (seeds > 1)}")
+    _label(ax, x, f"{test:.1%} test")  # the gap, epochs and seeds are in the table beside the figure
 
 
 def _label(ax, x, text):
     """Writes `text` upwards inside the foot of the bar at `x`."""
-    ax.text(x, 2, text, rotation=90, ha="center", va="bottom", fontsize=7,
+    ax.text(x, 2, text, rotation=90, ha="center", va="bottom", fontsize=10,
             bbox=dict(facecolor="white", edgecolor="none", alpha=0.75, pad=1))
 
 
@@ -292,7 +309,8 @@ def epochs(groups, path, budget=FULL):
                 line.update(mfc="white", lw=1.0)
             val_ax.plot(x, val, label=label, **line)
             gap_ax.plot(x, gap, label=label, **line)
-        val_ax.set(title="Validation accuracy per epoch", ylabel="validation accuracy (%)")
+        val_ax.set(title="Validation accuracy per epoch", ylabel="validation accuracy (%)",
+                   ylim=accuracy_limits([v for g in groups for v in per_epoch(g)[1]]))
         gap_ax.set(title="Gap per epoch: training (running) minus validation accuracy",
                    ylabel="gap (percentage points)")
         gap_ax.axhline(0, color="black", lw=0.8)
