@@ -100,7 +100,7 @@ def set_seed(seed):
 @contextlib.contextmanager
 def deterministic(enabled=True):
     """The backends' determinism switches, on inside the block (slower; see
-    README) and as they were before it afterwards, even after an error.
+    docs/running.md) and as they were before it afterwards, even after an error.
 
     TensorFlow: op determinism; TensorFlow 2.21 exports only the switch that
     turns it on, so it is turned off again through the one its own config

@@ -31,8 +31,13 @@ def test_lecture_figures_are_the_lectures():
 
 def test_list(capsys):
     assert main([]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 10 and out[4].startswith("trick4") and "L2" in out[4]
+    header, *out = capsys.readouterr().out.splitlines()
+    assert "forward MFLOP/image" in header
+    assert len(out) == 10 and out[4].startswith("trick4") and "L2" in out[4] and "~87.5%" in out[4]
+    from kcifar import cost
+
+    for name, line in zip(RUNGS, out):  # each rung's cost, as kcifar.cost counts it from its config
+        assert line.split()[3] == f"{cost.forward_flops(rung(name).CONFIG) / 1e6:.0f}"
 
 
 @pytest.mark.parametrize("spec, names", [

@@ -1,5 +1,5 @@
-"""The README's GPU command, run on the CPU on the tests' tiny data: every
-rung completes and the report builds the ladder from the run folders."""
+"""The GPU command of docs/gpu.md, run on the CPU on the tests' tiny data:
+every rung completes and the report builds the ladder from the run folders."""
 
 import os
 import shlex
@@ -15,10 +15,11 @@ from kcifar.experiments import RUNGS
 PREFIX = "python -m kcifar.experiments --run baseline..trick9"
 
 
-def readme_commands():
-    """The ladder commands of the README's "On a GPU" section, by backend."""
-    readme = open(os.path.join(REPO, "README.md"), encoding="utf-8").read()
-    section = readme[readme.index("## On a GPU"):]
+def gpu_page_commands():
+    """The ladder commands of docs/gpu.md's "The whole ladder on one GPU"
+    section, by backend."""
+    page = open(os.path.join(REPO, "docs", "gpu.md"), encoding="utf-8").read()
+    section = page[page.index("## The whole ladder on one GPU"):]
     section = section[:section.index("\n## ", 1)]
     found = {}
     for line in section.splitlines():
@@ -28,15 +29,15 @@ def readme_commands():
     return found
 
 
-def test_the_readme_gives_the_command_for_torch_and_jax():
-    commands = readme_commands()
+def test_the_gpu_page_gives_the_command_for_torch_and_jax():
+    commands = gpu_page_commands()
     assert set(commands) == {"torch", "jax"}
     for words in commands.values():
         assert {"--jobs", "--time-limit", "--precision", "--seed"} <= set(words)
 
 
 def test_the_gpu_command_trains_every_rung_and_the_report_draws_the_ladder(tiny_dir, tmp_path, tmp_path_factory):
-    words = readme_commands()["torch"]  # the same flags on every backend; this one runs on the test's
+    words = gpu_page_commands()["torch"]  # the same flags on every backend; this one runs on the test's
     out = tmp_path / "runs"
     command = [sys.executable, *words[1:], "--data", tiny_dir, "--limit-train", "64", "--epochs", "1",
                "--jobs", "2", "--out", str(out)]

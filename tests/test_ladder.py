@@ -1,6 +1,6 @@
 """--run with --jobs and --devices: order, the children's environment,
 failure isolation, Ctrl-C, status lines and bad input (kcifar.ladder). The
-tiny GPU command of the README runs in test_gpu_command.py."""
+tiny GPU command of docs/gpu.md runs in test_gpu_command.py."""
 
 import io
 import os

@@ -41,9 +41,14 @@ def main(argv=None):
     if not args.run:
         if rest or args.devices:
             p.error(f"unrecognized arguments: {' '.join(rest)}" if rest else "--devices needs --run")
+        from kcifar import cost
+
+        print(f"{'module':9} rung  lecture  forward MFLOP/image  change")  # the lecture's figures are approximate
         for name in RUNGS:
             module = rung(name)
-            print(f"{name:9} rung {module.CONFIG.rung}  lecture {module.LECTURE:.1%}  {module.CONFIG.change}")
+            mflop = cost.forward_flops(module.CONFIG) / 1e6
+            lecture = f"~{100 * module.LECTURE:g}%"
+            print(f"{name:9} {module.CONFIG.rung:4}  {lecture:>7}  {mflop:18.0f}  {module.CONFIG.change}")
         return 0
     from kcifar import cli, ladder, parallel
 

@@ -10,7 +10,7 @@ summary.png and best_config.json, which
 
 trains. Running the same command again continues an interrupted search;
 --overwrite starts afresh. --chief and --worker ID spread one search over
-processes or machines (keras-tuner's distributed mode; see the README).
+processes or machines (keras-tuner's distributed mode; see docs/tuning.md).
 """
 
 import argparse
