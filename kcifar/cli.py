@@ -15,9 +15,9 @@ import psutil
 
 from kcifar import budgets, files
 from kcifar.config import PRECISIONS
+from kcifar.data.readers import CLASS_NAMES  # no backend: flags are checked before Keras loads
 
 BACKENDS = ("tensorflow", "torch", "jax")
-NUM_CLASSES = 10  # CIFAR-10's; --limit-train needs an image of each
 DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
 
 
@@ -100,7 +100,7 @@ def check_tensorboard(log_dir):
 def check_counts(args):
     """The counts a user types, checked before Keras loads."""
     for flag, value, least, why in (("--epochs", args.epochs, 1, ""), ("--batch-size", args.batch_size, 1, ""),
-                                    ("--limit-train", args.limit_train, NUM_CLASSES, " (one image per class)")):
+                                    ("--limit-train", args.limit_train, len(CLASS_NAMES), " (one image per class)")):
         if value is not None and value < least:
             raise UsageError(f"{flag} must be at least {least}{why}. Received: {flag} {value}")
 

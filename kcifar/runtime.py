@@ -62,9 +62,9 @@ def set_precision(policy):
 
 
 def start_run(precision, seed):
-    """Keras's state at the start of a run or tuner trial: a fresh session
-    (a run after another in one process starts as the first one did; this
-    also resets the dtype policy), the precision, then the seeds, before the
+    """Keras's state at the start of a run or tuner trial: cleared by
+    `clear_session` (a run after another in one process starts as the first
+    one did; this also resets the dtype policy), the precision, then the seeds, before the
     model is built (its layers draw their seeds then)."""
     keras.backend.clear_session(free_memory=True)
     set_precision(precision)

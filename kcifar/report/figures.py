@@ -22,6 +22,7 @@ from matplotlib.ticker import FormatStrFormatter
 from kcifar import files
 from kcifar.experiments import RUNGS
 from kcifar.report.runs import CUSTOM, FULL, data_label, lecture_of, lecture_text
+from kcifar.data.split import TRAIN_SAMPLE_SIZE
 from kcifar.results import CLEAN_ACCURACY
 
 DPI = 100
@@ -113,7 +114,7 @@ def curves(run, path):
         shown = [*column["accuracy"], *column["val_accuracy"], m["test_accuracy"]]
         if all(v is not None for v in column[CLEAN_ACCURACY]):  # runs before it have none
             acc.plot(epochs, 100 * column[CLEAN_ACCURACY].astype(float), "^-", ms=ms,
-                     label="training, clean (inference mode, 5000 images)")
+                     label=f"training, clean (inference mode, {min(m['data']['train'], TRAIN_SAMPLE_SIZE)} images)")
             shown += list(column[CLEAN_ACCURACY])
         acc.plot(epochs[-1], 100 * m["test_accuracy"], "*", ms=13, color="C3",
                  label=f"test, after the last epoch: {m['test_accuracy']:.2%}")
