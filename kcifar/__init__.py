@@ -1,9 +1,10 @@
 """kcifar: the CIFAR-10 generalization ladder in Keras 3.
 
-Modules: `data` (CIFAR-10 from any source), `config` (one frozen Config),
-`models` (the networks), `augment` and `pipeline` (training batches),
-`train` (a resumable run into a run folder), `experiments` (one module per
-rung). The backend is chosen by `KERAS_BACKEND`, never here.
+The lesson is the core: `experiments` (one module per rung), `config`,
+`models`, `augment`, `pipeline`, `train` and `data`. The tools around it
+(`ladder`, `tune`, `report`, `bench`, `evaluate`, `predict`) import the core
+and are never imported by it; docs/layout.md maps every module. The
+backend is chosen by `KERAS_BACKEND`, never here.
 """
 
 __version__ = "0.1.0"

@@ -6,8 +6,9 @@ layers are counted (a multiply-add is two operations); `kcifar.bench.flops`
 counts the same from a built model, and a test holds the two equal.
 """
 
+from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
+
 TRAIN_FACTOR = 3  # a training step: the forward pass and two backward ones (inputs, weights)
-IMAGE_SIDE, CHANNELS, NUM_CLASSES = 32, 3, 10
 
 
 def conv_flops(height, width, in_channels, out_channels, kernel_size=3, strides=1):
@@ -22,7 +23,8 @@ def dense_flops(in_units, out_units):
 
 def forward_flops(config):
     """Forward operations per image of the rung's network (`kcifar.models`)."""
-    side, channels, total = IMAGE_SIDE, CHANNELS, 0
+    side, _, channels = IMAGE_SHAPE
+    total = 0
     for width in config.widths:
         strides = 2 if config.residual and config.downsample == "stride" else 1
         if config.residual and (strides != 1 or channels != width):

@@ -13,9 +13,8 @@ import os
 import sys
 
 from kcifar.cli import UsageError, check_backend
+from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES  # no backend: the model is checked after Keras loads it
 
-INPUT_SHAPE = (32, 32, 3)
-NUM_CLASSES = 10
 
 
 def load_model(path):
@@ -30,9 +29,9 @@ def load_model(path):
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{path}: not a Keras model this Keras can load ({reason})")
     shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
-    if shapes != (INPUT_SHAPE, (NUM_CLASSES,)):
+    if shapes != (IMAGE_SHAPE, (NUM_CLASSES,)):
         raise UsageError(
-            f"{path}: expected a model from {INPUT_SHAPE} images to {NUM_CLASSES} class probabilities. "
+            f"{path}: expected a model from {IMAGE_SHAPE} images to {NUM_CLASSES} class probabilities. "
             f"Received: input {shapes[0]}, output {shapes[1]}"
         )
     return model

@@ -13,8 +13,7 @@ import numpy as np
 from keras import layers
 
 from kcifar.augment import augmentation_layers
-
-NUM_CLASSES = 10
+from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
 
 def preferred_data_format():
@@ -55,7 +54,7 @@ def build_model(config, mean, std, seed=None, data_format=None):
     block = augmentation_layers(config, seeds and seeds[4:])
     if not block:
         return network
-    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = inputs
     for layer in block:
         x = layer(x)
@@ -80,7 +79,7 @@ def build_network(config, mean, std, dropout_seeds=None, data_format=None):
         raise ValueError(
             f"data_format must be channels_last or channels_first. Received: data_format={data_format!r}"
         )
-    inputs = keras.Input(shape=(32, 32, 3), name="image")
+    inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = inputs
     if data_format == "channels_first":
         x = layers.Permute((3, 1, 2), name="channels_first")(x)

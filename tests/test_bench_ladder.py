@@ -7,7 +7,7 @@ import keras
 import pytest
 from helpers import subprocess_env
 
-from kcifar import parallel
+from kcifar.ladder import parallel
 from kcifar.bench import __main__ as bench
 from kcifar.bench import ladder, record
 from kcifar.experiments import rung

@@ -99,7 +99,7 @@ def test_a_failing_child_ends_with_one_line(tmp_path):
     spec = {"rungs": ["nope"], "batch_size": 4, "precision": "float32", "steps": 1, "windows": 1,
             "warmup": 0, "seed": 0, "threads": 1, "data": None, "profile": False}
     with pytest.raises(bench.BenchError, match=f"^{backend} failed: .*unknown rung 'nope'"):
-        bench.run_worker(backend, spec, bench.child_env(backend, ""), str(tmp_path))
+        bench.run_worker(backend, spec, bench.backend_env(backend, ""), str(tmp_path))
 
 
 @pytest.mark.parametrize("arg, recorded", [

@@ -9,7 +9,8 @@ import pytest
 
 from kcifar import files
 from kcifar.experiments import RUNGS, rung
-from kcifar.experiments.__main__ import main, rung_range
+from kcifar.experiments.__main__ import main
+from kcifar.ladder.__main__ import main as ladder_main, rung_range
 
 BOOKKEEPING = {"name", "rung", "change"}
 
@@ -49,7 +50,7 @@ def test_range(spec, names):
 
 @pytest.mark.parametrize("spec, message", [("trick2..baseline", "comes after"), ("trick10", "unknown rung")])
 def test_bad_range(spec, message, capsys):
-    assert main(["--run", spec]) == 2
+    assert ladder_main(["--run", spec]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -62,7 +63,7 @@ def run_files(run_dir):
 
 def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
     names = ("baseline", "trick1")
-    command = [sys.executable, "-m", "kcifar.experiments", "--run", "..".join(names), "--data", tiny_dir,
+    command = [sys.executable, "-m", "kcifar.ladder", "--run", "..".join(names), "--data", tiny_dir,
                "--epochs", "1", "--batch-size", "108", "--out", str(tmp_path), "--quiet"]
     first = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -12,7 +12,7 @@ from helpers import REPO, subprocess_env
 from kcifar import files
 from kcifar.experiments import RUNGS
 
-PREFIX = "python -m kcifar.experiments --run baseline..trick9"
+PREFIX = "python -m kcifar.ladder --run baseline..trick9"
 
 
 def gpu_page_commands():

@@ -12,9 +12,10 @@ import time
 import pytest
 from helpers import REPO, subprocess_env
 
-from kcifar import cost, files, ladder, parallel
+from kcifar import cost, files
+from kcifar.ladder import parallel, runner
 from kcifar.experiments import RUNGS, rung
-from kcifar.experiments.__main__ import main
+from kcifar.ladder.__main__ import main
 from kcifar.results import HISTORY_COLUMNS
 
 # A stand-in for `python -m kcifar.experiments.<rung>`: records its
@@ -46,10 +47,10 @@ json.dump({"done": True}, open(os.path.join(run_dir, "metrics.json"), "w"))
 def fake_children(tmp_path, monkeypatch):
     script = tmp_path / "fake_child.py"
     script.write_text(FAKE_CHILD)
-    monkeypatch.setattr(ladder, "child_command",
+    monkeypatch.setattr(runner, "child_command",
                         lambda job, flags, time_left: [sys.executable, str(script), job.run_dir, job.name, *flags]
                         + ([] if time_left is None else ["--time-limit", f"{time_left:.1f}"]))
-    monkeypatch.setattr(ladder, "POLL_SECONDS", 0.05)
+    monkeypatch.setattr(runner, "POLL_SECONDS", 0.05)
     return script
 
 
@@ -65,26 +66,26 @@ def two_gpus(tmp_path, monkeypatch):
 
 
 def child_record(out, name, seed=0):
-    return files.read_json(os.path.join(out, f"{name}-{ladder.backend_name()}-seed{seed}", "child.json"))
+    return files.read_json(os.path.join(out, f"{name}-{runner.children_backend()}-seed{seed}", "child.json"))
 
 
 def test_one_job_keeps_ladder_order_and_more_start_the_costliest_first():
     names = RUNGS
-    assert [job.name for job in ladder.plan(names, [], jobs=1)[0]] == list(RUNGS)
-    order = [job.name for job in ladder.plan(names, [], jobs=3)[0]]
+    assert [job.name for job in runner.plan(names, [], jobs=1)[0]] == list(RUNGS)
+    order = [job.name for job in runner.plan(names, [], jobs=3)[0]]
     assert order[:3] == ["trick9", "trick8", "trick7"] and sorted(order) == sorted(RUNGS)
-    costs = [cost.training_flops(rung(job.name).CONFIG, 1) for job in ladder.plan(names, [], jobs=3)[0]]
+    costs = [cost.training_flops(rung(job.name).CONFIG, 1) for job in runner.plan(names, [], jobs=3)[0]]
     assert costs == sorted(costs, reverse=True)
 
 
 def test_each_seed_is_a_job_and_run_control_flags_are_the_parents():
-    planned, args = ladder.plan(["trick3"], ["--seeds", "0,2", "--budget", "small", "--time-limit", "60"], jobs=2)
+    planned, args = runner.plan(["trick3"], ["--seeds", "0,2", "--budget", "small", "--time-limit", "60"], jobs=2)
     assert [(job.name, job.seed, job.epochs) for job in planned] == [("trick3", 0, 20), ("trick3", 2, 20)]
-    assert planned[1].run_dir == os.path.join("runs", f"trick3-small-{ladder.backend_name()}-seed2")
+    assert planned[1].run_dir == os.path.join("runs", f"trick3-small-{runner.children_backend()}-seed2")
     assert args.time_limit == 60
-    assert ladder.passed_flags(["--seeds", "0,2", "--budget", "small", "--time-limit=60", "--quiet"]) == [
+    assert runner.passed_flags(["--seeds", "0,2", "--budget", "small", "--time-limit=60", "--quiet"]) == [
         "--budget", "small", "--quiet", "--resume"]
-    assert ladder.passed_flags(["--overwrite", "--seed", "4"]) == ["--overwrite"]
+    assert runner.passed_flags(["--overwrite", "--seed", "4"]) == ["--overwrite"]
 
 
 def test_children_get_a_gpu_each_round_robin_and_a_share_of_the_cpus(tmp_path, fake_children, two_gpus):
@@ -117,21 +118,21 @@ def test_a_failed_rung_does_not_stop_the_others(tmp_path, fake_children, capsys)
     table = stdout[stdout.index("run "):].splitlines()
     assert [line.split()[3] for line in table[1:]] == ["complete", "failed", "complete"]
     assert stderr.strip().splitlines()[-1] == (
-        "kcifar.experiments: error: failed: trick1 (seed 0); see run.log in their run folders")
+        "python -m kcifar.ladder: error: failed: trick1 (seed 0); see run.log in their run folders")
     # With one job the child's output reaches the terminal, and its log.
     assert "boom" in stdout
-    log = os.path.join(out, f"trick1-{ladder.backend_name()}-seed0", ladder.LOG_FILE)
+    log = os.path.join(out, f"trick1-{runner.children_backend()}-seed0", runner.LOG_FILE)
     assert "kcifar.experiments.trick1: error: boom" in open(log).read()
 
 
 def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
-    job = ladder.Job("trick3", 0, str(tmp_path / "run"), epochs=20)
+    job = runner.Job("trick3", 0, str(tmp_path / "run"), epochs=20)
     os.makedirs(job.run_dir)
     files.write_json(os.path.join(job.run_dir, "settings.json"), {"data": {"train": 5000}})
     job.process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
         stream = io.StringIO()
-        board = ladder.StatusBoard([job], stream)
+        board = runner.StatusBoard([job], stream)
         board.update()
         rows = [{"epoch": e, "loss": 1, "accuracy": 0.5, "val_loss": 1, "val_accuracy": 0.4 + e / 100,
                  "learning_rate": 1e-3, "train_seconds": 10.0, "seconds": 12.0} for e in (1, 2)]
@@ -152,13 +153,13 @@ def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path,
     # Python ignores SIGINT in a process started with it ignored (a
     # background job of a shell without job control): restore the handler.
     parent = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-              "from kcifar import ladder; "
-              f"ladder.child_command = lambda job, flags, t: [sys.executable, {str(fake_children)!r}, job.run_dir, "
-              "'wait']; from kcifar.experiments.__main__ import main; "
+              "from kcifar.ladder import runner; "
+              f"runner.child_command = lambda job, flags, t: [sys.executable, {str(fake_children)!r}, job.run_dir, "
+              "'wait']; from kcifar.ladder.__main__ import main; "
               f"sys.exit(main(['--run', 'baseline..trick1', '--jobs', '2', '--out', {str(out)!r}]))")
     process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=subprocess_env(tmp_path_factory),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run_dirs = [out / f"{name}-{ladder.backend_name()}-seed0" for name in ("baseline", "trick1")]
+    run_dirs = [out / f"{name}-{runner.children_backend()}-seed0" for name in ("baseline", "trick1")]
     deadline = time.time() + 60
     while not all((d / "ready").exists() for d in run_dirs) and time.time() < deadline:
         time.sleep(0.1)
@@ -180,7 +181,7 @@ def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path,
 def test_bad_input_is_one_line_before_any_child(argv, message, tmp_path, fake_children, two_gpus, capsys):
     assert main(argv + ["--out", str(tmp_path / "runs")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith(f"kcifar.experiments: error: {message}")
+    assert len(err) == 1 and err[0].startswith(f"python -m kcifar.ladder: error: {message}")
     assert not os.path.exists(tmp_path / "runs")
 
 
@@ -191,7 +192,7 @@ def test_devices_without_nvidia_smi(tmp_path, monkeypatch, capsys):
 
 
 def test_a_limit_already_spent_starts_nothing_more(tmp_path, fake_children, monkeypatch, capsys):
-    monkeypatch.setattr(ladder.cli, "started", lambda: time.time() - 100)  # the command began 100 s ago
+    monkeypatch.setattr(runner.cli, "started", lambda: time.time() - 100)  # the command began 100 s ago
     out = str(tmp_path / "runs")
     assert main(["--run", "baseline..trick1", "--time-limit", "50", "--out", out]) == 0
     table = capsys.readouterr().out.splitlines()

@@ -26,7 +26,7 @@ names = ["kcifar"] + [m.name for m in pkgutil.walk_packages(kcifar.__path__, "kc
 for name in names:
     importlib.import_module(name)
 from kcifar.data import cache, load
-from kcifar.memory import resident_mb
+from kcifar.bench.memory import resident_mb
 first, second = load(sys.argv[1]), load(sys.argv[1])
 print(json.dumps({"modules": len(names), "checksums": [first.checksum, second.checksum],
                   "entries": sorted(f for f in os.listdir(cache.cache_dir()) if f.endswith(".npz")),

@@ -103,7 +103,7 @@ def test_an_interrupted_and_resumed_run_logs_each_epoch_once(tiny_data, tmp_path
 
 def test_run_a_range_of_rungs_logs_each_run_in_its_own_folder(tiny_dir, tmp_path, tmp_path_factory):
     out, logs = tmp_path / "runs", tmp_path / "logs"
-    command = [sys.executable, "-m", "kcifar.experiments", "--run", "baseline..trick1", "--data", tiny_dir,
+    command = [sys.executable, "-m", "kcifar.ladder", "--run", "baseline..trick1", "--data", tiny_dir,
                "--epochs", "2", "--batch-size", "108", "--out", str(out), "--quiet", "--tensorboard", str(logs)]
     done = subprocess.run(command, cwd=REPO, env=subprocess_env(tmp_path_factory), capture_output=True,
                           text=True, timeout=600)

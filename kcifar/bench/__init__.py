@@ -44,7 +44,7 @@ experiments/bench/<rung>-b<batch>-<precision>-<date>.json.
 `--ladder` (`ladder`, its children `ladder_worker`) asks instead how long
 the ladder takes here. For each backend and rung (`--rungs`, default all
 ten), N children (`--jobs N`, default 1) start at once, with
-`kcifar.parallel`'s environment and CPU share, and train the rung as
+`kcifar.ladder.parallel`'s environment and CPU share, and train the rung as
 `kcifar.train` does (`compile_model`, `TrainBatches`, `fit`, augmentation
 included) on `--data` or $KCIFAR_DATA (else synthetic images, on CIFAR-10's
 split sizes). Each child times its start-up (process start to compiled

@@ -14,7 +14,7 @@ import time
 
 from kcifar import files
 from kcifar.bench import ladder, matmul, memory, record, timing, worker
-from kcifar.bench.children import child_env, last_line, patch_records, patched_root
+from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
 from kcifar.bench.errors import BenchError, UsageError
 from kcifar.bench.record import PROG, machine
 from kcifar.cli import BACKENDS
@@ -302,14 +302,14 @@ def run(args, argv):
             if in_process(backend, args):
                 results["backends"][backend] = worker.measure(spec)
             else:
-                results["backends"][backend] = run_worker(backend, spec, child_env(backend, root), tmp, root or None)
+                results["backends"][backend] = run_worker(backend, spec, backend_env(backend, root), tmp, root or None)
         source = args.data or os.environ.get("KCIFAR_DATA")
         if args.full and source:
             results["memory"] = {}
             for backend in backends:
                 print(f"{backend}: peak memory of a 200-step rung 0 run on {source} ...", flush=True)
                 results["memory"][backend] = memory.training_rss(
-                    child_env(backend, root), os.path.abspath(source), args.batch_size, cwd=root or None
+                    backend_env(backend, root), os.path.abspath(source), args.batch_size, cwd=root or None
                 )
         elif args.full:
             results["memory_skipped"] = "skipped: no data (pass --data or set KCIFAR_DATA)"

@@ -10,7 +10,7 @@ from kcifar.bench.errors import UsageError
 from kcifar.bench.record import recorded_arg
 
 
-def child_env(backend, root):
+def backend_env(backend, root):
     """The environment of a backend's child: its backend, the package, and
     TensorFlow's C++ logs kept to errors."""
     paths = [root, os.path.dirname(os.path.dirname(kcifar.__file__)), os.environ.get("PYTHONPATH", "")]

@@ -2,7 +2,7 @@
 machine, projected to its full schedule and to the whole ladder's wall time.
 
 For each backend and rung, N children (`--jobs N`) start at once, each
-with `kcifar.parallel`'s environment and CPU share, and each trains the
+with `kcifar.ladder.parallel`'s environment and CPU share, and each trains the
 rung through the project's own path (`ladder_worker`), so the figures are
 those of N runs sharing the machine. A rung's projection is its start-up
 and first step, then every epoch's steps and validation pass, then the
@@ -20,9 +20,10 @@ import sys
 import tempfile
 import time
 
-from kcifar import cost, files, parallel
+from kcifar import cost, files
+from kcifar.ladder import parallel
 from kcifar.bench import record
-from kcifar.bench.children import child_env, last_line, patch_records, patched_root
+from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
 from kcifar.bench.errors import BenchError, UsageError
 from kcifar.data import DataError, load
 from kcifar.data.loader import FULL_COUNTS, source_name
@@ -164,7 +165,7 @@ def run_copies(spec, what, jobs, devices, base_env, tmp, cwd):
 
     Args:
         what: names the work in file names and errors, e.g. "torch trick9".
-        base_env: the backend's child environment (`children.child_env`).
+        base_env: the backend's child environment (`children.backend_env`).
         cwd: the children's folder (the patched copy's), or None.
     """
     children = []
@@ -213,7 +214,7 @@ def measure_backend(backend, args, spec, sizes, splits, root, tmp):
     """Every rung's copies on `backend`, then the augmentation block alone.
     `sizes`: each rung's batch size; `splits`: the images projected on."""
     started = time.perf_counter()
-    base, cwd = child_env(backend, root), root or None
+    base, cwd = backend_env(backend, root), root or None
     rungs = {}
     for name in args.rungs:
         print(f"{backend}: {name}, {args.jobs} at once ...", flush=True)

@@ -55,7 +55,7 @@ def rung_figures(spec, started):
     from kcifar.bench.worker import synthetic_data
     from kcifar.data import load
     from kcifar.experiments import rung
-    from kcifar.parallel import usable_cpus
+    from kcifar.ladder.parallel import usable_cpus
 
     config = rung(spec["rung"]).CONFIG
     if spec["batch_size"]:

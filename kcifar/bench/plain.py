@@ -10,7 +10,8 @@ cross-entropy, He-normal initialization, Adam with Keras's constants.
 
 import numpy as np
 
-NUM_CLASSES = 10
+from kcifar.data.readers import NUM_CLASSES
+
 ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # Keras's Adam defaults
 
 

@@ -15,7 +15,7 @@ import psutil
 
 import kcifar
 from kcifar import files
-from kcifar.parallel import THREAD_VARIABLES, usable_cpus
+from kcifar.ladder.parallel import THREAD_VARIABLES, usable_cpus
 
 PLAIN_MODULES = {"torch": "plain_torch", "tensorflow": "plain_tf", "jax": "plain_jax"}
 SYNTHETIC_TRAIN = 45000  # the size of the real training split

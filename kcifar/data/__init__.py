@@ -6,6 +6,7 @@
 """
 
 from kcifar.data.loader import Cifar10, load, load_arrays, resolve_source
-from kcifar.data.readers import CLASS_NAMES, DataError
+from kcifar.data.readers import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES, DataError
 
-__all__ = ["CLASS_NAMES", "Cifar10", "DataError", "load", "load_arrays", "resolve_source"]
+__all__ = ["CLASS_NAMES", "IMAGE_SHAPE", "NUM_CLASSES", "Cifar10", "DataError", "load", "load_arrays",
+           "resolve_source"]

@@ -23,6 +23,8 @@ CLASS_NAMES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
 )
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB: what every reader returns and every model takes
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 PY_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 BIN_BATCHES = [name + ".bin" for name in PY_BATCHES]

@@ -2,7 +2,7 @@
 
     python -m kcifar.experiments            # list the rungs
     python -m kcifar.experiments.trick4     # train one rung
-    python -m kcifar.experiments --run baseline..trick4   # a range, resumable
+    python -m kcifar.ladder --run baseline..trick4   # a range, resumable
 
 Each module holds CONFIG (a `kcifar.config.Config`), LECTURE (the test
 accuracy the lecture reports for the rung) and runs itself under __main__.
@@ -10,7 +10,9 @@ accuracy the lecture reports for the rung) and runs itself under __main__.
 
 import importlib
 
-RUNGS = ("baseline",) + tuple(f"trick{i}" for i in range(1, 10))
+# Ladder order. A new rung is a module here, the rung before it plus one
+# change, and its name in this list (docs/layout.md, "Adding a rung").
+RUNGS = ("baseline", "trick1", "trick2", "trick3", "trick4", "trick5", "trick6", "trick7", "trick8", "trick9")
 
 
 def rung(name):

@@ -1,66 +1,26 @@
-"""python -m kcifar.experiments [--run FIRST..LAST [--jobs N] [--devices LIST]] [rung flags]
+"""python -m kcifar.experiments: the rungs, each with its one change.
 
-Without --run, lists the rungs and their one change. With --run, trains the
-rungs from FIRST to LAST, each in a process of its own (`kcifar.ladder`):
-one after another in ladder order, or with --jobs N up to N at once, the
-costliest first. Rungs whose run folder is complete are skipped and
-interrupted ones resumed, so rerunning the same command carries on where it
-stopped; a rung that fails does not stop the others. Other flags go to
-every rung (see `python -m kcifar.experiments.baseline --help`); the
---time-limit counts from this command's start.
+Train one with `python -m kcifar.experiments.<rung>`, a range with
+`python -m kcifar.ladder --run FIRST..LAST`.
 """
 
 import argparse
 import sys
 
+from kcifar import cost
 from kcifar.experiments import RUNGS, rung
 
 
-def rung_range(spec):
-    first, _, last = spec.partition("..")
-    last = last or first
-    for name in (first, last):
-        if name not in RUNGS:
-            raise ValueError(f"unknown rung {name!r}; one of {', '.join(RUNGS)}")
-    i, j = RUNGS.index(first), RUNGS.index(last)
-    if i > j:
-        raise ValueError(f"--run {spec}: {first} comes after {last}")
-    return RUNGS[i : j + 1]
-
-
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kcifar.experiments", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--run", metavar="FIRST..LAST", help="e.g. baseline..trick4, or one rung")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="rungs trained at once, each in its own process, the costliest first (default 1)")
-    p.add_argument("--devices", metavar="LIST",
-                   help="GPUs to spread the rungs over, e.g. 0,1,2,3 (one per child, round robin; default: "
-                        "every child sees every device)")
-    args, rest = p.parse_known_args(argv)
-    if not args.run:
-        if rest or args.devices:
-            p.error(f"unrecognized arguments: {' '.join(rest)}" if rest else "--devices needs --run")
-        from kcifar import cost
-
-        print(f"{'module':9} rung  lecture  forward MFLOP/image  change")  # the lecture's figures are approximate
-        for name in RUNGS:
-            module = rung(name)
-            mflop = cost.forward_flops(module.CONFIG) / 1e6
-            lecture = f"~{100 * module.LECTURE:g}%"
-            print(f"{name:9} {module.CONFIG.rung:4}  {lecture:>7}  {mflop:18.0f}  {module.CONFIG.change}")
-        return 0
-    from kcifar import cli, ladder, parallel
-
-    try:
-        names = rung_range(args.run)
-        if args.jobs < 1:
-            raise ValueError(f"--jobs must be at least 1. Received: --jobs {args.jobs}")
-        devices = parallel.parse_devices(args.devices) if args.devices is not None else None
-        return ladder.run(names, rest, jobs=args.jobs, devices=devices)
-    except (ValueError, cli.UsageError) as e:
-        print(f"kcifar.experiments: error: {e}", file=sys.stderr)
-        return 2
+    argparse.ArgumentParser(prog="python -m kcifar.experiments", description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    print(f"{'module':9} rung  lecture  forward MFLOP/image  change")  # the lecture's figures are approximate
+    for name in RUNGS:
+        module = rung(name)
+        mflop = cost.forward_flops(module.CONFIG) / 1e6
+        lecture = "-" if module.LECTURE is None else f"~{100 * module.LECTURE:g}%"
+        print(f"{name:9} {module.CONFIG.rung:4}  {lecture:>7}  {mflop:18.0f}  {module.CONFIG.change}")
+    return 0
 
 
 if __name__ == "__main__":

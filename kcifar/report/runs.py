@@ -14,6 +14,7 @@ import os
 import re
 
 from kcifar import files
+from kcifar.budgets import FULL  # also the budget of runs that record none: each rung's own schedule
 from kcifar.data.loader import SUBSET_NOTE, named_description
 from kcifar.experiments import RUNGS, rung
 from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, NEWER_HISTORY_COLUMNS, PARTIAL_FILE, PARTIAL_FORMAT
@@ -37,7 +38,6 @@ NOT_VARIANT = ("name", "rung", "change", "epochs")
 # Where kcifar.budgets cannot say what a budget trains, these fields belong
 # to the budget (its epochs, and the learning-rate decay rescaled to them).
 BUDGET_FIELDS = ("epochs", "lr_decay")
-FULL = "full"  # the budget of runs that record none: each rung's own schedule
 CUSTOM = "custom"  # full-budget runs with their own epochs or training images (Run.budget)
 BUDGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 

@@ -17,7 +17,7 @@ import keras_tuner
 
 from kcifar import files, runtime
 from kcifar import tensorboard as tensorboard_logs
-from kcifar.memory import resident_mb
+from kcifar.bench.memory import resident_mb
 from kcifar.results import CLEAN_ACCURACY
 from kcifar.train import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError

@@ -1,6 +1,6 @@
 """A range of rungs, each in a process of its own, up to N at once.
 
-    python -m kcifar.experiments --run baseline..trick9 --jobs 4 --devices 0,1 --time-limit 500
+    python -m kcifar.ladder --run baseline..trick9 --jobs 4 --devices 0,1 --time-limit 500
 
 The parent never imports a Keras backend (it takes no GPU memory): it reads
 the rungs' configs, orders them (ladder order with one job, costliest first
@@ -24,8 +24,9 @@ import sys
 import threading
 import time
 
-from kcifar import cli, cost, files, parallel
+from kcifar import cli, cost, files
 from kcifar.experiments import RUNGS, rung
+from kcifar.ladder import parallel
 from kcifar.results import PARTIAL_FILE
 
 LOG_FILE = "run.log"  # a child's output, in its run folder; never committed
@@ -64,7 +65,7 @@ class Job:
         return "interrupted" if self.interrupted else "failed"
 
 
-def backend_name():
+def children_backend():
     """The backend the children will run, found as Keras finds it (the
     KERAS_BACKEND variable, then keras.json, then TensorFlow) without
     importing Keras."""
@@ -80,10 +81,10 @@ def backend_name():
 def plan(names, flags, jobs):
     """The Jobs for rungs `names` under the rung flags `flags`, in the order
     they start. Raises cli.UsageError for flags the rungs would refuse."""
-    args = cli.parser("python -m kcifar.experiments", "").parse_args(flags)
+    args = cli.parser("python -m kcifar.ladder", "").parse_args(flags)
     cli.check_time_limit(args.time_limit)
     seeds = cli.seeds_of(args)
-    backend = backend_name()
+    backend = children_backend()
     configs = {}
     for name in names:
         try:
@@ -276,7 +277,7 @@ def run(names, flags, jobs=1, devices=None, out=None):
         print("interrupted; run the same command to resume", file=sys.stderr)
         return 130
     if failed:
-        print("kcifar.experiments: error: failed: " + ", ".join(f"{j.name} (seed {j.seed})" for j in failed)
+        print("python -m kcifar.ladder: error: failed: " + ", ".join(f"{j.name} (seed {j.seed})" for j in failed)
               + f"; see {LOG_FILE} in their run folders", file=sys.stderr)
         return 1
     return 0

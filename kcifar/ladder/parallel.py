@@ -1,6 +1,6 @@
 """Several processes on one machine: what each child of `--jobs N` gets.
 
-The parent (`python -m kcifar.experiments --run ... --jobs N`, and
+The parent (`python -m kcifar.ladder --run ... --jobs N`, and
 `python -m kcifar.bench --ladder --jobs N`) never imports a Keras backend,
 so it holds no GPU memory; each child trains in a process of its own.
 """
