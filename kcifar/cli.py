@@ -2,10 +2,12 @@
 
 Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
 loss, an unknown backend) end with one line on stderr and exit status 2 (1
-for a run that failed while training).
+for a run that failed while training). Every kcifar command says its
+mistakes the same way, with this module's UsageError, Parser and `error`.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -14,6 +16,8 @@ import time
 import psutil
 
 from kcifar import budgets, files
+from kcifar import quiet as quiet_module
+from kcifar import results
 from kcifar.config import PRECISIONS
 from kcifar.data.readers import CLASS_NAMES  # no backend: flags are checked before Keras loads
 
@@ -21,23 +25,54 @@ BACKENDS = ("tensorflow", "torch", "jax")
 DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
 
 
-def parser(prog, description):
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument("--data", help="CIFAR-10 folder or archive (default: $KCIFAR_DATA, then Keras's download)")
-    p.add_argument("--epochs", type=int, help="epochs to train (default: the rung's)")
-    p.add_argument("--batch-size", type=int, help="images per training step (default: the rung's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches, augmentation, noise, dropout (default 0)")
-    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, to tell gaps from seed noise")
+class UsageError(Exception):
+    """Bad input from the command line; the message is one line."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, refusing a flag in one line like every other mistake
+    (`error`), not with its usage block."""
+
+    def error(self, message):
+        raise UsageError(message)
+
+
+def error(prog, message, status=2):
+    """Says `<prog>: error: <message>` on stderr, argparse's own form, and
+    returns `status`, the command's exit status."""
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    return status
+
+
+def shared_flags():
+    """The flags that mean the same in a rung's run and a tuner's search,
+    declared once for both (argparse `parents`)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--data", metavar="SOURCE",
+                   help="CIFAR-10 folder or archive (default: $KCIFAR_DATA, then Keras's download)")
     p.add_argument("--limit-train", type=int, metavar="N",
                    help="train on a fixed stratified subset of N training images (a quick run)")
+    p.add_argument("--batch-size", type=int, metavar="N", help="images per training step (default: the rung's)")
+    p.add_argument("--precision", choices=PRECISIONS, default="float32",
+                   help="Keras dtype policy (default float32). mixed_bfloat16 is faster on GPUs and on CPUs with AMX, "
+                        "slower on other CPUs: `python -m kcifar.bench --ladder --precision P` measures it")
+    p.add_argument("--quiet", action="store_true", help="no progress bars, no per-trial tables")
+    p.add_argument("--tensorboard", metavar="DIR",
+                   help="also write TensorBoard logs (per-epoch scalars) under DIR, a subfolder per run or trial; "
+                        "needs TensorFlow")
+    return p
+
+
+def parser(prog, description):
+    p = Parser(prog=prog, description=description, parents=[shared_flags()])
+    p.add_argument("--epochs", type=int, help="epochs to train (default: the rung's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of weights, batches, augmentation, noise, dropout (default 0)")
+    p.add_argument("--seeds", help="several seeds, e.g. 0,1,2: one run each, to tell gaps from seed noise")
     p.add_argument("--budget", choices=tuple(budgets.BUDGETS), default=budgets.FULL,
                    help="the whole ladder at one cost: small trains every rung on the same 5000-image subset for "
                         "20 epochs (see kcifar/budgets.py); default full, the rung's own schedule")
     p.add_argument("--out", default=DEFAULT_OUT,
                    help=f"parent folder of run folders <rung>-<backend>-seed<S> (default: {DEFAULT_OUT}/)")
-    p.add_argument("--precision", choices=PRECISIONS, default="float32",
-                   help="Keras dtype policy (default float32). mixed_bfloat16 is faster on GPUs and on CPUs with AMX, "
-                        "slower on other CPUs: `python -m kcifar.bench --ladder --precision P` measures it")
     p.add_argument("--resume", action="store_true",
                    help="continue an interrupted run from its last finished epoch; a complete run is skipped")
     p.add_argument("--overwrite", action="store_true", help="delete the run folder's files and start afresh")
@@ -49,23 +84,22 @@ def parser(prog, description):
                    help="end within SECONDS of the command's start: before each epoch after the first, a run "
                         "that would not finish that epoch and its test evaluation in time stops, resumable "
                         "(partial.json, no metrics.json) and exits 0")
-    p.add_argument("--quiet", action="store_true", help="no per-step progress bar")
-    p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write TensorBoard logs (per-epoch scalars) to DIR/<run folder name>; needs TensorFlow")
     return p
 
 
-class UsageError(Exception):
-    """Bad input from the command line; the message is one line."""
+def check_backend(quiet=False):
+    """Imports Keras and its backend; UsageError (one line) when it cannot.
 
-
-def check_backend():
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    Args:
+        quiet: hold back TensorFlow's start-up lines (`kcifar.quiet`).
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logs after its start-up lines
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend not in BACKENDS:
         raise UsageError(f"KERAS_BACKEND must be one of {', '.join(BACKENDS)}. Received: KERAS_BACKEND={backend!r}")
     try:
-        import keras  # noqa: F401  (imports the backend)
+        with quiet_module.stderr_held_back() if quiet else contextlib.nullcontext():
+            import keras  # noqa: F401  (imports the backend)
     except ImportError as e:
         raise UsageError(f"backend {backend!r} is not installed ({e}); see README 'Install'")
 
@@ -151,21 +185,19 @@ def train_images(args):
 
 
 def run_dir_of(args, config, seed, backend=None):
-    """<rung>-<backend>-seed<S>, with the budget after the rung unless full,
-    so that runs of two budgets never share a folder. `backend`: Keras's
-    (default: the one this process runs)."""
+    """The run folder of `config` under --out (`kcifar.results.folder_name`).
+    `backend`: Keras's (default: the one this process runs)."""
     if backend is None:
         import keras
 
         backend = keras.backend.backend()
-    budget = "" if args.budget == budgets.FULL else f"-{args.budget}"
-    return os.path.join(args.out, f"{config.name}{budget}-{backend}-seed{seed}")
+    return os.path.join(args.out, results.folder_name(config.name, args.budget, backend, seed))
 
 
 def run_rung(config, argv=None, description=None):
     """Parses the command line and trains `config` once per seed."""
-    args = parser(f"python -m kcifar.experiments.{config.name}", description or config.change).parse_args(argv)
     try:
+        args = parser(_prog(config.name), description or config.change).parse_args(argv)
         return _run(config, args)
     except UsageError as e:
         _fail(config.name, e, 2)
@@ -182,11 +214,10 @@ def _run(config, args):
     except ValueError as e:
         raise UsageError(str(e))
     seeds = seeds_of(args)
-    check_backend()
+    check_backend(quiet=args.quiet)
     check_tensorboard(args.tensorboard)
     from kcifar.data import DataError, load
-    from kcifar.results import summary_line
-    from kcifar.train import RunError, Stopped, is_complete, train
+    from kcifar.train import RunError, Stopped, train
 
     try:
         data = load(args.data)
@@ -198,12 +229,12 @@ def _run(config, args):
         except ValueError:
             raise UsageError(f"--limit-train must be at most {len(data.y_train)}, the training split's images. "
                              f"Received: --limit-train {args.limit_train}")
-    results = []
+    finished = []
     for seed in seeds:
         run_dir = run_dir_of(args, config, seed)
-        if args.resume and not args.overwrite and is_complete(run_dir):
+        if args.resume and not args.overwrite and results.state(run_dir) == "complete":
             print(f"{config.name}: skipped: complete run in {run_dir}")
-            results.append(files.read_json(os.path.join(run_dir, "metrics.json")))
+            finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
             continue
         try:
             metrics = train(
@@ -216,13 +247,15 @@ def _run(config, args):
         except Stopped as e:
             print(f"{config.name}: {e}", flush=True)
             break  # the seeds after it would not fit either
-        print(summary_line(metrics))
+        print(results.summary_line(metrics))
         print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
-        results.append(metrics)
-    return results
+        finished.append(metrics)
+    return finished
+
+
+def _prog(name):
+    return f"python -m kcifar.experiments.{name}"
 
 
 def _fail(name, message, status):
-    # argparse's own prefix, so that every error of the command reads alike.
-    print(f"python -m kcifar.experiments.{name}: error: {message}", file=sys.stderr)
-    sys.exit(status)
+    sys.exit(error(_prog(name), message, status))

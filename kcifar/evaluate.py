@@ -12,9 +12,11 @@ import argparse
 import os
 import sys
 
-from kcifar.cli import UsageError, check_backend
+from kcifar.cli import Parser, UsageError, check_backend, error
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES  # no backend: the model is checked after Keras loads it
 
+
+PROG = "python -m kcifar.evaluate"
 
 
 def load_model(path):
@@ -67,13 +69,12 @@ def report(path, data, result, machine):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kcifar.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL.keras", help="a saved Keras model, e.g. a run folder's model.keras")
     p.add_argument("--data", help="CIFAR-10 folder or archive (default: $KCIFAR_DATA, then Keras's download)")
     p.add_argument("--json", metavar="FILE", help="also write the results, backend and data to FILE")
-    args = p.parse_args(argv)
     try:
+        args = p.parse_args(argv)
         check_backend()
         from kcifar import files, runtime
         from kcifar.data import CLASS_NAMES, DataError, load
@@ -98,8 +99,7 @@ def main(argv=None):
             except OSError as e:
                 raise UsageError(f"cannot write {args.json}: {e.strerror or e}")
     except UsageError as e:
-        print(f"kcifar.evaluate: error: {e}", file=sys.stderr)
-        return 2
+        return error(PROG, e)
     return 0
 
 

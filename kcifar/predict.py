@@ -16,8 +16,9 @@ import sys
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kcifar.cli import UsageError, check_backend
+from kcifar.cli import Parser, UsageError, check_backend, error
 
+PROG = "python -m kcifar.predict"
 SIZE = (32, 32)
 RESIZE = ("crop", "stretch")
 
@@ -64,34 +65,31 @@ def top_classes(probs, k):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kcifar.predict", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", metavar="MODEL.keras", help="a saved Keras model, e.g. a run folder's model.keras")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, ... of any size)")
     p.add_argument("--top", type=int, default=3, metavar="K", help="classes to show per image, 1 to 10 (default 3)")
     p.add_argument("--resize", choices=RESIZE, default="crop",
                    help="crop: the central square (default); stretch: the whole image squeezed to a square")
-    args = p.parse_args(argv)
-    if not 1 <= args.top <= 10:
-        p.error(f"--top must be in 1..10. Received: --top {args.top}")
     try:
+        args = p.parse_args(argv)
+        if not 1 <= args.top <= 10:
+            raise UsageError(f"--top must be in 1..10. Received: --top {args.top}")
         check_backend()
         from kcifar.evaluate import load_model
 
         model = load_model(args.model)
     except UsageError as e:
-        print(f"kcifar.predict: error: {e}", file=sys.stderr)
-        return 2
+        return error(PROG, e)
     paths, images = [], []
     for path in args.images:
         try:
             images.append(read_image(path, args.resize))
             paths.append(path)
         except ImageError as e:
-            print(f"kcifar.predict: skipped {path}: {e}", file=sys.stderr)
+            print(f"{PROG}: skipped {path}: {e}", file=sys.stderr)
     if not images:
-        print("kcifar.predict: error: no image could be read", file=sys.stderr)
-        return 1
+        return error(PROG, "no image could be read", 1)
     probs = model.predict(np.stack(images), batch_size=256, verbose=0)
     for path, row in zip(paths, probs):
         print(f"{path}: " + ", ".join(f"{name} {prob:.3f}" for name, prob in top_classes(row, args.top)))

@@ -11,7 +11,7 @@ import sys
 
 import keras
 
-from kcifar import machine
+from kcifar import machine, quiet
 from kcifar.config import PRECISIONS
 
 
@@ -76,25 +76,15 @@ def set_seed(seed):
     another backend.
 
     Keras seeds TensorFlow whenever it is installed (for tf.data), so its
-    first call imports TensorFlow on any backend. TensorFlow writes its
-    start-up lines ("oneDNN custom operations are on", "Could not find cuda
-    drivers") before its logging starts, where no log level reaches them; on
-    the torch and JAX backends they are held back from stderr during that
-    call. On TensorFlow, where `import keras` already printed them, nothing
-    changes.
+    first call imports TensorFlow on any backend; on the torch and JAX
+    backends TensorFlow's start-up lines (`kcifar.quiet`) are held back
+    during that call. On TensorFlow `import keras` has imported it already.
     """
     if backend_name() == "tensorflow" or "tensorflow" in sys.modules:
         keras.utils.set_random_seed(seed)
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            keras.utils.set_random_seed(seed)
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with quiet.stderr_held_back():
+        keras.utils.set_random_seed(seed)
 
 
 @contextlib.contextmanager

@@ -1,15 +1,7 @@
 """Training one rung into one run folder, resumable after any interruption.
 
-A run folder holds:
-  settings.json   what was asked: config, seed, precision, data (written first)
-  checkpoint.npz  the state after the last finished epoch (deleted at the end)
-  history.csv     one row per finished epoch
-  model.keras     the model after the last epoch (never one chosen on test)
-  metrics.json    final metrics; written last, so its presence means complete
-  partial.json    only while a time limit has stopped the run: epochs done and
-                  planned, why and when (the checkpoint stays for --resume)
-
-Every file is written under a temporary name and renamed. The checkpoint
+The run folder's files, and the order they are written in, are
+`kcifar.results`'s (settings first, metrics.json last). The checkpoint
 holds the model's variables including the random generators of its noise,
 dropout and flip layers, the optimizer's variables (so the step count and the
 learning-rate schedule), and the history; batches are keyed by (seed, epoch),
@@ -32,10 +24,9 @@ from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 
-from kcifar.results import (CLEAN_ACCURACY, HISTORY_COLUMNS, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT,
-                            counted, score_predictions)
-
-RUN_FILES = ("settings.json", "checkpoint.npz", "history.csv", "model.keras", "metrics.json", PARTIAL_FILE)
+from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE,
+                            METRICS_FORMAT, MODEL_FILE, PARTIAL_FILE, PARTIAL_FORMAT, RUN_FILES, SETTINGS_FILE,
+                            counted, score_predictions, state)
 
 
 class RunError(Exception):
@@ -45,10 +36,6 @@ class RunError(Exception):
 class Stopped(Exception):
     """A run that a time limit stopped between epochs, resumable; the message
     is the one line to print. Not an error: the command exits 0."""
-
-
-def is_complete(run_dir):
-    return os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
 def prepare_run_dir(run_dir, settings, resume, overwrite):
@@ -70,7 +57,7 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
             f"{run_dir} already holds a run; pass --resume to continue it "
             "or --overwrite to start afresh"
         )
-    settings_path = os.path.join(run_dir, "settings.json")
+    settings_path = os.path.join(run_dir, SETTINGS_FILE)
     if os.path.exists(settings_path):
         try:
             saved = files.read_json(settings_path)
@@ -84,7 +71,7 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
             )
     else:
         files.write_json(settings_path, settings)
-    checkpoint = os.path.join(run_dir, "checkpoint.npz")
+    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
     return checkpoint if resume and os.path.exists(checkpoint) else None
 
 
@@ -137,7 +124,7 @@ class Recorder(keras.callbacks.Callback):
             "seconds": round(now - self.start, 3),
         })
         save_checkpoint(self.run_dir, self.model, self.history)
-        files.write_csv(os.path.join(self.run_dir, "history.csv"), self.history, HISTORY_COLUMNS)
+        files.write_csv(os.path.join(self.run_dir, HISTORY_FILE), self.history, HISTORY_COLUMNS)
 
 
 class CleanTrainAccuracy(keras.callbacks.Callback):
@@ -199,7 +186,7 @@ def save_checkpoint(run_dir, model, history):
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["history"] = np.array(json.dumps(history))
-    with files.atomic_path(os.path.join(run_dir, "checkpoint.npz")) as tmp:
+    with files.atomic_path(os.path.join(run_dir, CHECKPOINT_FILE)) as tmp:
         np.savez(tmp, **arrays)
 
 
@@ -324,8 +311,8 @@ def data_record(data):
 
 def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard,
            time_limit, started):
-    if resume and is_complete(run_dir) and not overwrite:
-        return files.read_json(os.path.join(run_dir, "metrics.json"))
+    if resume and state(run_dir) == "complete" and not overwrite:
+        return files.read_json(os.path.join(run_dir, METRICS_FILE))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
         "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
         "data": data_record(data), "code": runtime.code_version(),
@@ -355,7 +342,7 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
     probs = network.predict(data.x_test, batch_size=512, verbose=0)
     test = score_predictions(probs, data.y_test)
     eval_seconds = time.perf_counter() - eval_start
-    with files.atomic_path(os.path.join(run_dir, "model.keras")) as tmp:
+    with files.atomic_path(os.path.join(run_dir, MODEL_FILE)) as tmp:
         network.save(tmp)
     train_seconds = sum(row["train_seconds"] for row in history)
     last = history[-1]
@@ -388,9 +375,9 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         },
         "class_names": list(CLASS_NAMES),
     }
-    files.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-    if os.path.exists(os.path.join(run_dir, "checkpoint.npz")):
-        os.remove(os.path.join(run_dir, "checkpoint.npz"))
+    files.write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_FILE)):
+        os.remove(os.path.join(run_dir, CHECKPOINT_FILE))
     return metrics
 
 

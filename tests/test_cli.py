@@ -124,3 +124,27 @@ def test_help_explains_every_flag(capsys):
     for flag in ("--data", "--epochs", "--batch-size", "--seed", "--seeds", "--limit-train", "--out",
                  "--precision", "--resume", "--overwrite", "--deterministic", "--config", "--budget"):
         assert flag in out
+
+
+@pytest.mark.parametrize("module", ["kcifar.experiments", "kcifar.ladder.__main__", "kcifar.tune.__main__",
+                                    "kcifar.bench.__main__", "kcifar.report.__main__", "kcifar.evaluate",
+                                    "kcifar.predict", "kcifar.data.__main__", "kcifar.experiments.trick4"])
+def test_every_command_refuses_a_flag_in_one_line_of_the_same_form(module, capsys):
+    import importlib
+
+    prog = "python -m " + module.removesuffix(".__main__")
+    args = ["--no-such-flag"]
+    if module == "kcifar.experiments.trick4":
+        main = lambda argv: run_rung(importlib.import_module(module).CONFIG, argv)  # noqa: E731
+    else:
+        main = importlib.import_module(module if module != "kcifar.experiments" else module + ".__main__").main
+        args = {"kcifar.ladder.__main__": ["--run", "baseline"], "kcifar.tune.__main__": ["--rung", "trick4"],
+                "kcifar.evaluate": ["m.keras"], "kcifar.predict": ["m.keras", "a.png"],
+                "kcifar.data.__main__": ["info"]}.get(module, []) + args
+    try:
+        status = main(args)
+    except SystemExit as e:
+        status = e.code
+    err = capsys.readouterr().err.splitlines()
+    assert status == 2 and len(err) == 1 and err[0].startswith(f"{prog}: error: "), err
+    assert "--no-such-flag" in err[0]

@@ -33,4 +33,4 @@ def test_prepare_fills_the_cache(tiny_dir, tiny_data, capsys, monkeypatch):
 def test_bad_source_is_one_line_and_status_2(source, capsys):
     assert main(["info", source]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("kcifar.data: error: ") and "\n" not in err
+    assert err.startswith("python -m kcifar.data: error: ") and "\n" not in err

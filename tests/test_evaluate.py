@@ -77,5 +77,5 @@ def test_bad_input_is_one_line_and_status_2(tiny_model, tiny_dir, tmp_path, caps
 
     # (The data loader's progress may come first on stderr.)
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
-    assert len(errors) == 1 and errors[0].startswith("kcifar.evaluate: error: ") and message in errors[0]
+    assert len(errors) == 1 and errors[0].startswith("python -m kcifar.evaluate: error: ") and message in errors[0]
     assert not os.path.exists(str(tmp_path / "no-folder"))

@@ -108,21 +108,21 @@ def test_classifies_the_good_images_and_names_the_bad(tmp_path, tiny_model, caps
             assert float(prob) == pytest.approx(row[CLASS_NAMES.index(name)], abs=6e-4)
         assert pairs[0][0] == CLASS_NAMES[int(np.argmax(row))]
     assert err.splitlines() == [
-        f"kcifar.predict: skipped {bad}: not an image file Pillow can read",
-        f"kcifar.predict: skipped {tmp_path / 'missing.jpg'}: no such file",
+        f"python -m kcifar.predict: skipped {bad}: not an image file Pillow can read",
+        f"python -m kcifar.predict: skipped {tmp_path / 'missing.jpg'}: no such file",
     ]
 
 
 def test_status_1_when_no_image_could_be_read(tmp_path, tiny_model, capsys):
     assert main([tiny_model[0], str(tmp_path / "missing.jpg")]) == 1
-    assert capsys.readouterr().err.splitlines()[-1] == "kcifar.predict: error: no image could be read"
+    assert capsys.readouterr().err.splitlines()[-1] == "python -m kcifar.predict: error: no image could be read"
 
 
 @pytest.mark.parametrize("top", ["0", "11"])
 def test_top_out_of_range_is_a_usage_error(tiny_model, top, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit:
-        main([tiny_model[0], str(tmp_path / "a.png"), "--top", top])
-    assert exit.value.code == 2 and "--top must be in 1..10" in capsys.readouterr().err
+    assert main([tiny_model[0], str(tmp_path / "a.png"), "--top", top]) == 2
+    err = capsys.readouterr().err
+    assert err == f"python -m kcifar.predict: error: --top must be in 1..10. Received: --top {top}\n"
 
 
 def test_bad_model_is_status_2(tmp_path, capsys):

@@ -29,7 +29,7 @@ def test_default_report_is_made_skips_the_broken_and_repeats_byte_for_byte(proje
     out, err = capsys.readouterr()
     assert "from 2 runs (1 skipped)" in out
     assert err.splitlines() == [
-        f"kcifar.report: skipped {os.path.join('experiments', 'trick2-jax-seed0')}: no metrics.json: the run "
+        f"python -m kcifar.report: skipped {os.path.join('experiments', 'trick2-jax-seed0')}: no metrics.json: the run "
         "is incomplete (still training or interrupted; finish it with --resume)"]
     made = folder_contents("experiments/figures")
     assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "epochs.png",
@@ -108,7 +108,7 @@ def test_a_readme_the_report_did_not_write_is_refused(tmp_path, monkeypatch, cap
     (tmp_path / "notes" / "README.md").write_text("# My notes\n")
     assert main(["runs", "--out", "notes"]) == 2
     assert capsys.readouterr().err == (
-        f"kcifar.report: error: {os.path.join('notes', 'README.md')} was not written by kcifar.report; "
+        f"python -m kcifar.report: error: {os.path.join('notes', 'README.md')} was not written by kcifar.report; "
         "name another --out\n")
     assert (tmp_path / "notes" / "README.md").read_text() == "# My notes\n"
     assert os.listdir("notes") == ["README.md"]
@@ -129,14 +129,14 @@ def test_without_an_experiments_folder(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main([]) == 2
     assert capsys.readouterr().err.strip() == (
-        "kcifar.report: error: no experiments/ folder here; run from the repository root or name run folders")
+        "python -m kcifar.report: error: no experiments/ folder here; run from the repository root or name run folders")
 
 
 def test_unwritable_out_is_one_line(project, capsys):
     (project / "a-file").write_text("")
     assert main(["experiments", "--out", "a-file"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("kcifar.report: error: cannot write the report to a-file") and err.count("\n") == 1
+    assert err.startswith("python -m kcifar.report: error: cannot write the report to a-file") and err.count("\n") == 1
 
 
 def test_runs_as_a_command_in_a_fresh_interpreter(tmp_path):

@@ -4,7 +4,6 @@ Usage errors end with one line on stderr and exit status 2; a backend that
 fails while measuring ends the run with one line and exit status 1.
 """
 
-import argparse
 import importlib.util
 import os
 import subprocess
@@ -15,7 +14,8 @@ import time
 from kcifar import files
 from kcifar.bench import ladder, matmul, memory, record, timing, worker
 from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
-from kcifar.bench.errors import BenchError, UsageError
+from kcifar.bench.errors import BenchError
+from kcifar.cli import Parser, UsageError, error
 from kcifar.bench.record import PROG, machine
 from kcifar.cli import BACKENDS
 from kcifar.config import PRECISIONS
@@ -30,11 +30,6 @@ DEFAULTS = {"rung": "baseline", "batch_size": 128, "steps": 4, "windows": 5, "wa
 FULL_RUNGS = ("trick4", "trick5", "trick7")
 KERAS_PATHS = ("keras_step", "keras_fit", "keras_jit_step")  # compared with the best plain step
 TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "augmentation_share": 0.05, "peak_rss_mb": 3072}
-
-
-class Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not argparse's usage block
-        raise UsageError(message)
 
 
 def parser():
@@ -329,11 +324,9 @@ def main(argv=None):
     try:
         return run(parser().parse_args(argv), argv)
     except UsageError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error(PROG, e))
     except BenchError as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        sys.exit(error(PROG, e, 1))
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; nothing written", file=sys.stderr)
         sys.exit(130)

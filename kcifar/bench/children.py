@@ -6,8 +6,8 @@ import shutil
 import subprocess
 
 import kcifar
-from kcifar.bench.errors import UsageError
 from kcifar.bench.record import recorded_arg
+from kcifar.cli import UsageError
 
 
 def backend_env(backend, root):

@@ -21,14 +21,15 @@ import tempfile
 import time
 
 from kcifar import cost, files
-from kcifar.ladder import parallel
 from kcifar.bench import record
 from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
-from kcifar.bench.errors import BenchError, UsageError
+from kcifar.bench.errors import BenchError
+from kcifar.cli import UsageError
 from kcifar.data import DataError, load
 from kcifar.data.loader import FULL_COUNTS, source_name
 from kcifar.data.split import TRAIN_SAMPLE_SIZE, default_val_size
 from kcifar.experiments import RUNGS, rung
+from kcifar.ladder import parallel
 
 FORMAT = 1  # of the results file
 # A window of one step (and one validation batch): rung 9 costs ~16 times

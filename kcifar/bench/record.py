@@ -9,9 +9,9 @@ import platform
 
 import psutil
 
-from kcifar.machine import cpu
-from kcifar.bench.errors import UsageError
+from kcifar.cli import UsageError
 from kcifar.data.loader import source_name
+from kcifar.machine import cpu
 
 PROG = "python -m kcifar.bench"
 ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",

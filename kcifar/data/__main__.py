@@ -11,8 +11,11 @@ import time
 
 import numpy as np
 
+from kcifar.cli import Parser, UsageError, error
 from kcifar.data import CLASS_NAMES, DataError, load
 from kcifar.data.split import checksum
+
+PROG = "python -m kcifar.data"
 
 
 def info(data, seconds):
@@ -41,18 +44,16 @@ def info(data, seconds):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m kcifar.data", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["info", "prepare"])
     parser.add_argument("source", nargs="?", help="folder or .tar/.tar.gz/.tar.xz archive")
     parser.add_argument("--val-size", type=int, help="validation images (default 5000 or 10%%)")
-    args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
+        args = parser.parse_args(argv)
         data = load(args.source, val_size=args.val_size)
-    except DataError as e:
-        print(f"kcifar.data: error: {e}", file=sys.stderr)
-        return 2
+    except (UsageError, DataError) as e:
+        return error(PROG, e)
     seconds = time.perf_counter() - start
     if args.command == "info":
         info(data, seconds)

@@ -7,13 +7,17 @@ Train one with `python -m kcifar.experiments.<rung>`, a range with
 import argparse
 import sys
 
-from kcifar import cost
+from kcifar import cli, cost
 from kcifar.experiments import RUNGS, rung
 
 
 def main(argv=None):
-    argparse.ArgumentParser(prog="python -m kcifar.experiments", description=__doc__,
-                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
+    prog = "python -m kcifar.experiments"
+    try:
+        cli.Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+                   ).parse_args(argv)
+    except cli.UsageError as e:
+        return cli.error(prog, f"{e}; train a range with python -m kcifar.ladder --run FIRST..LAST")
     print(f"{'module':9} rung  lecture  forward MFLOP/image  change")  # the lecture's figures are approximate
     for name in RUNGS:
         module = rung(name)

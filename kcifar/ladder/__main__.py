@@ -33,25 +33,24 @@ def rung_range(spec):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = cli.Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", metavar="FIRST..LAST", required=True, help="e.g. baseline..trick4, or one rung")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="rungs trained at once, each in its own process, the costliest first (default 1)")
     p.add_argument("--devices", metavar="LIST",
                    help="GPUs to spread the rungs over, e.g. 0,1,2,3 (one per child, round robin; default: "
                         "every child sees every device)")
-    args, rest = p.parse_known_args(argv)
     from kcifar.ladder import parallel, runner
 
     try:
+        args, rest = p.parse_known_args(argv)
         names = rung_range(args.run)
         if args.jobs < 1:
             raise ValueError(f"--jobs must be at least 1. Received: --jobs {args.jobs}")
         devices = parallel.parse_devices(args.devices) if args.devices is not None else None
         return runner.run(names, rest, jobs=args.jobs, devices=devices)
     except (ValueError, cli.UsageError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return cli.error(PROG, e)
 
 
 if __name__ == "__main__":

@@ -24,12 +24,10 @@ import sys
 import threading
 import time
 
-from kcifar import cli, cost, files
+from kcifar import cli, cost, files, results
 from kcifar.experiments import RUNGS, rung
 from kcifar.ladder import parallel
-from kcifar.results import PARTIAL_FILE
-
-LOG_FILE = "run.log"  # a child's output, in its run folder; never committed
+from kcifar.results import LOG_FILE
 POLL_SECONDS = 1.0
 # Flags the parent handles itself and does not pass on as they were given.
 RUN_CONTROL = ("--time-limit", "--seeds", "--seed")
@@ -56,10 +54,9 @@ class Job:
         return self.process is not None and self.returncode is None
 
     def outcome(self):
-        if os.path.exists(os.path.join(self.run_dir, "metrics.json")):
-            return "complete"
-        if os.path.exists(os.path.join(self.run_dir, PARTIAL_FILE)):
-            return "partial"
+        found = results.state(self.run_dir)
+        if found in ("complete", "partial"):
+            return found
         if self.process is None:
             return "not started"
         return "interrupted" if self.interrupted else "failed"
@@ -186,23 +183,23 @@ def status(job):
         return f"{head}: starting"
     last = history[-1]
     images = _train_images(job.run_dir)
-    speed = f", {images / float(last['train_seconds']):.0f} img/s" if images and float(last["train_seconds"]) else ""
-    per_epoch = sum(float(row["seconds"]) for row in history) / len(history)
+    speed = f", {images / last['train_seconds']:.0f} img/s" if images and last["train_seconds"] else ""
+    per_epoch = sum(row["seconds"] for row in history) / len(history)
     eta = per_epoch * max(job.epochs - len(history), 0)
-    return (f"{head}: epoch {len(history)}/{job.epochs}, val {float(last['val_accuracy']):.1%}{speed}, "
+    return (f"{head}: epoch {len(history)}/{job.epochs}, val {last['val_accuracy']:.1%}{speed}, "
             f"ETA {eta / 60:.1f} min")
 
 
 def _history(run_dir):
     try:
-        return files.read_csv(os.path.join(run_dir, "history.csv"))
-    except (OSError, ValueError):
+        return results.read_history(run_dir)
+    except results.RunFolderError:
         return []
 
 
 def _train_images(run_dir):
     try:
-        return files.read_json(os.path.join(run_dir, "settings.json"))["data"]["train"]
+        return files.read_json(os.path.join(run_dir, results.SETTINGS_FILE))["data"]["train"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -23,12 +23,14 @@ import os
 import sys
 
 from kcifar import files
+from kcifar.cli import Parser, UsageError, error
 from kcifar.report import figures
 from kcifar.report.runs import (Skipped, budget_figure, by_budget, collect, find_runs, group_runs, load_tuner,
                                 short_names)
 from kcifar.report.table import GENERATED_HEADER, page
 from kcifar.results import counted
 
+PROG = "python -m kcifar.report"
 DEFAULT_ROOT = "experiments"
 DEFAULT_TUNER = os.path.join("tuner_runs", "*", "summary.json")
 MANIFEST = "report-files.txt"
@@ -122,8 +124,7 @@ def beside(paths):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m kcifar.report", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run_dirs", nargs="*", metavar="RUN_DIR",
                    help=f"run folders or folders of them (default: {DEFAULT_ROOT}/)")
     p.add_argument("--out", metavar="DIR",
@@ -133,11 +134,14 @@ def main(argv=None):
                    help="a kcifar.tune project folder: its best trial and summary.png go on the page; "
                         "may be given more than once "
                         f"(default, without RUN_DIR: every {DEFAULT_TUNER})")
-    args = p.parse_args(argv)
+    try:
+        args = p.parse_args(argv)
+    except UsageError as e:
+        return error(PROG, e)
     run_dirs, tuner_dirs = args.run_dirs, args.tuner
     if not run_dirs:
         if not os.path.isdir(DEFAULT_ROOT):
-            return _fail(f"no {DEFAULT_ROOT}/ folder here; run from the repository root or name run folders")
+            return error(PROG, f"no {DEFAULT_ROOT}/ folder here; run from the repository root or name run folders")
         run_dirs = [DEFAULT_ROOT]
         if not tuner_dirs:
             tuner_dirs = sorted(os.path.dirname(path) for path in glob.glob(DEFAULT_TUNER))
@@ -147,20 +151,15 @@ def main(argv=None):
     try:
         runs, partial, skipped = write_report(run_dirs, out, tuner_dirs)
     except ReportError as e:
-        return _fail(str(e))
+        return error(PROG, e)
     except OSError as e:
-        return _fail(f"cannot write the report to {out}: {e.strerror or e}")
+        return error(PROG, f"cannot write the report to {out}: {e.strerror or e}")
     for path, reason in skipped:
-        print(f"kcifar.report: skipped {path}: {reason}", file=sys.stderr)
+        print(f"{PROG}: skipped {path}: {reason}", file=sys.stderr)
     print(f"wrote {os.path.join(out, 'README.md')} and its figures in "
           f"{os.path.join(out, 'figures')}/ from {counted(len(runs), 'run')}"
           + (f", {len(partial)} partial" if partial else "") + f" ({len(skipped)} skipped)")
     return 0
-
-
-def _fail(message):
-    print(f"kcifar.report: error: {message}", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

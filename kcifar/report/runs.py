@@ -6,7 +6,6 @@ model.keras, which is not committed. A folder that cannot be read is skipped
 with a one-line reason (`Skipped`), never half-used.
 """
 
-import csv
 import dataclasses
 import json
 import math
@@ -17,7 +16,8 @@ from kcifar import files
 from kcifar.budgets import FULL  # also the budget of runs that record none: each rung's own schedule
 from kcifar.data.loader import SUBSET_NOTE, named_description
 from kcifar.experiments import RUNGS, rung
-from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT, NEWER_HISTORY_COLUMNS, PARTIAL_FILE, PARTIAL_FORMAT
+from kcifar import results
+from kcifar.results import HISTORY_FILE, METRICS_FILE, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT, SETTINGS_FILE
 
 # What the report reads from metrics.json; a file without one of these is
 # not a finished run of a format this code knows.
@@ -29,8 +29,6 @@ METRICS_KEYS = (
 )
 NUMBERS = ("rung", "epochs", "seed", "test_accuracy", "train_accuracy", "gap", "wall_seconds")
 DATA_KEYS = ("description", "source", "format", "checksum", "train", "val", "test", "notes")
-# Files that make a folder a run folder, complete or not.
-RUN_MARKERS = ("metrics.json", "settings.json", "history.csv", "checkpoint.npz", PARTIAL_FILE)
 PARTIAL_KEYS = ("format", "name", "rung", "epochs_done", "epochs_planned", "reason", "stopped_at", "val_accuracy",
                 "backend", "device")
 # Config fields that are not part of what a rung is (epochs has its own column).
@@ -210,7 +208,7 @@ def find_runs(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
         if "oracle.json" in names or "kcifar_tune.json" in names:
             subfolders[:] = []
-        elif any(marker in names for marker in RUN_MARKERS):
+        elif any(name in names for name in results.RUN_FILES):  # a run folder, complete or not
             found.append(folder)
             subfolders[:] = []
     return sorted(found)
@@ -223,9 +221,9 @@ def load_partial(path):
     missing = [k for k in PARTIAL_KEYS if k not in marker]
     if missing:
         raise Skipped(f"{PARTIAL_FILE} lacks {', '.join(missing)}")
-    history = read_history(os.path.join(path, "history.csv"))
+    history = read_history(path)
     if len(history) != marker["epochs_done"]:
-        raise Skipped(f"history.csv has {len(history)} epochs but {PARTIAL_FILE} says {marker['epochs_done']}: "
+        raise Skipped(f"{HISTORY_FILE} has {len(history)} epochs but {PARTIAL_FILE} says {marker['epochs_done']}: "
                       "the run went on after its stop and was interrupted; finish it with --resume")
     return Partial(path=os.path.normpath(path), marker=marker, history=history,
                    settings=_read_settings(path, required=True))
@@ -235,7 +233,7 @@ def load_run(path):
     """Reads and checks one run folder; raises Skipped with the reason."""
     if not os.path.isdir(path):
         raise Skipped("not a folder" if os.path.exists(path) else "no such folder")
-    metrics_path = os.path.join(path, "metrics.json")
+    metrics_path = os.path.join(path, METRICS_FILE)
     if not os.path.exists(metrics_path):
         raise Skipped("no metrics.json: the run is incomplete (still training or interrupted; "
                       "finish it with --resume)")
@@ -249,9 +247,9 @@ def load_run(path):
         raise Skipped(f"metrics.json has no number for {', '.join(wrong)}")
     if "budget" in metrics and not (isinstance(metrics["budget"], str) and BUDGET_NAME.fullmatch(metrics["budget"])):
         raise Skipped(f"metrics.json has budget {metrics['budget']!r}, not a budget name")
-    history = read_history(os.path.join(path, "history.csv"))
+    history = read_history(path)
     if len(history) != metrics["epochs"]:
-        raise Skipped(f"history.csv has {len(history)} epochs but metrics.json says {metrics['epochs']}")
+        raise Skipped(f"{HISTORY_FILE} has {len(history)} epochs but {METRICS_FILE} says {metrics['epochs']}")
     return Run(path=os.path.normpath(path), metrics=metrics, history=history, settings=_read_settings(path))
 
 
@@ -270,7 +268,7 @@ def _read_versioned(path, newest, kind):
 def _read_settings(folder, required=False):
     """A run folder's settings.json, which must hold a config; None where
     there is none and it is not `required`."""
-    path = os.path.join(folder, "settings.json")
+    path = os.path.join(folder, SETTINGS_FILE)
     if not os.path.exists(path):
         if required:
             raise Skipped("no settings.json")
@@ -281,29 +279,12 @@ def _read_settings(folder, required=False):
     return settings
 
 
-def read_history(path):
-    """history.csv as a list of dicts of floats (epoch an int)."""
-    if not os.path.exists(path):
-        raise Skipped("no history.csv")
+def read_history(folder):
+    """`kcifar.results.read_history`, its refusal a reason to skip the run."""
     try:
-        rows = files.read_csv(path)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise Skipped(f"history.csv is unreadable ({e})")
-    if not rows:
-        raise Skipped("history.csv has no epochs")
-    missing = [c for c in HISTORY_COLUMNS if c not in rows[0] and c not in NEWER_HISTORY_COLUMNS]
-    if missing:
-        raise Skipped(f"history.csv lacks column(s) {', '.join(missing)}")
-    try:
-        history = [{c: float(row[c]) if row.get(c) not in (None, "") else None for c in HISTORY_COLUMNS}
-                   for row in rows]
-        if any(row[c] is None for row in history for c in HISTORY_COLUMNS if c not in NEWER_HISTORY_COLUMNS):
-            raise ValueError
-    except (TypeError, ValueError):
-        raise Skipped("history.csv holds a value that is not a number")
-    for row in history:
-        row["epoch"] = int(row["epoch"])
-    return history
+        return results.read_history(folder)
+    except results.RunFolderError as e:
+        raise Skipped(str(e))
 
 
 def _read_json(path):
@@ -327,8 +308,7 @@ def collect(paths):
             skipped.append((path, "no run folders in it"))
         for folder in found:
             # A time limit's marker beside no metrics.json: a partial run.
-            stopped = os.path.exists(os.path.join(folder, PARTIAL_FILE)) and \
-                not os.path.exists(os.path.join(folder, "metrics.json"))
+            stopped = results.state(folder) == "partial"
             try:
                 if stopped:
                     partial.append(load_partial(folder))

@@ -18,24 +18,17 @@ import dataclasses
 import os
 import sys
 
+from kcifar.cli import Parser, UsageError, check_counts, error, shared_flags  # no backend: checked before Keras
+
 PROG = "python -m kcifar.tune"
 DEFAULT_OUT = "tuner_runs"
 DEFAULT_TRIALS = 10
 DEFAULT_ORACLE = "127.0.0.1:8000"
 
 
-class UsageError(Exception):
-    """Bad input from the command line; the message is one line."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, not the usage block
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-
 def parser():
-    p = _Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+               parents=[shared_flags()])
     p.add_argument("--rung", required=True, metavar="RUNG",
                    help="the rung to tune: trick3 (dropout) or trick4..trick9 (dropout and L2)")
     p.add_argument("--tuner", default="random", metavar="NAME",
@@ -53,24 +46,14 @@ def parser():
     p.add_argument("--l2-range", metavar="LOW,HIGH", help="L2 lambdas to try, log scale (default 1e-6,1e-2)")
     p.add_argument("--learning-rate-range", metavar="LOW,HIGH",
                    help="also search Adam's learning rate, log scale, e.g. 1e-4,1e-2 (default: the rung's, fixed)")
-    p.add_argument("--data", metavar="SOURCE",
-                   help="CIFAR-10 folder or archive (default: $KCIFAR_DATA, then Keras's download)")
-    p.add_argument("--limit-train", type=int, metavar="N",
-                   help="train every trial on a fixed stratified subset of N training images")
-    p.add_argument("--batch-size", type=int, metavar="N", help="images per training step (default: the rung's)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
                    help="search seed: drives the sampling and each trial's seed (derived from it and the trial id)")
-    p.add_argument("--precision", default="float32", metavar="POLICY",
-                   help="float32 (default), mixed_bfloat16 or mixed_float16")
     p.add_argument("--project", metavar="NAME",
                    help="name of the search, the folder under --out (default <rung>-<tuner>-<backend>)")
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"parent folder of projects (default {DEFAULT_OUT}/)")
     p.add_argument("--overwrite", action="store_true",
                    help="delete the project folder and start afresh (nothing is deleted without it)")
-    p.add_argument("--quiet", action="store_true", help="no per-trial tables and per-epoch lines")
-    p.add_argument("--tensorboard", metavar="DIR",
-                   help="also write TensorBoard logs (per-epoch scalars) to DIR/<project>/trial_<id>; needs TensorFlow")
     d = p.add_argument_group("distributed search (keras-tuner's chief and workers over gRPC)")
     role = d.add_mutually_exclusive_group()
     role.add_argument("--chief", action="store_true",
@@ -102,7 +85,6 @@ def parse_range(name, text):
 
 def check_args(args):
     """Everything that needs no backend: one line per mistake."""
-    from kcifar.config import PRECISIONS
     from kcifar.experiments import RUNGS, rung
     from kcifar.tune import distributed, project
     from kcifar.tune.space import search_space
@@ -116,21 +98,15 @@ def check_args(args):
             raise UsageError("hyperband takes no --max-trials: it schedules its trials from --epochs "
                              "(the most epochs per model) and --factor")
         if args.factor < 2:
-            raise UsageError(f"--factor must be >= 2. Received: --factor {args.factor}")
+            raise UsageError(f"--factor must be at least 2. Received: --factor {args.factor}")
         if args.hyperband_iterations < 1:
-            raise UsageError(f"--hyperband-iterations must be >= 1. Received: {args.hyperband_iterations}")
+            raise UsageError("--hyperband-iterations must be at least 1. "
+                             f"Received: --hyperband-iterations {args.hyperband_iterations}")
     elif args.max_trials is None:
         args.max_trials = DEFAULT_TRIALS
     elif args.max_trials < 1:
-        raise UsageError(f"--max-trials must be >= 1. Received: --max-trials {args.max_trials}")
-    if args.epochs < 1:
-        raise UsageError(f"--epochs must be >= 1. Received: --epochs {args.epochs}")
-    if args.batch_size is not None and args.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1. Received: --batch-size {args.batch_size}")
-    if args.limit_train is not None and args.limit_train < 1:
-        raise UsageError(f"--limit-train must be >= 1. Received: --limit-train {args.limit_train}")
-    if args.precision not in PRECISIONS:
-        raise UsageError(f"--precision must be one of {', '.join(PRECISIONS)}. Received: {args.precision}")
+        raise UsageError(f"--max-trials must be at least 1. Received: --max-trials {args.max_trials}")
+    check_counts(args)
     flags = {"dropout": args.dropout_range, "l2": args.l2_range, "learning_rate": args.learning_rate_range}
     config = rung(args.rung).CONFIG
     try:
@@ -148,8 +124,9 @@ def check_args(args):
         raise UsageError("only the chief may --overwrite: a worker that deletes the project folder "
                          "deletes the chief's files")
     for name in ("chief_timeout", "status_every"):
-        if getattr(args, name) <= 0:
-            raise UsageError(f"--{name.replace('_', '-')} must be > 0. Received: {getattr(args, name)}")
+        if not getattr(args, name) > 0:  # NaN too
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} must be a positive number of seconds. Received: {flag} {getattr(args, name):g}")
     return config, space, address
 
 
@@ -167,13 +144,10 @@ def run(args):
     if args.chief:
         distributed.check_port_free(host, port)  # before the slow imports
 
-    from kcifar.cli import UsageError as CliUsageError, check_backend, check_tensorboard
+    from kcifar.cli import check_backend, check_tensorboard
 
-    try:
-        check_backend()
-        check_tensorboard(args.tensorboard)
-    except CliUsageError as e:
-        raise UsageError(str(e))
+    check_backend(quiet=args.quiet)
+    check_tensorboard(args.tensorboard)
     import keras
 
     from kcifar.data import DataError, load
@@ -275,18 +249,15 @@ def _rpc_error():
 
 
 def main(argv=None):
-    try:
-        args = parser().parse_args(argv)
-    except SystemExit as e:  # --help, or a flag argparse refused (one line, see _Parser)
-        return e.code
     from kcifar.tune.distributed import DistributedError
     from kcifar.tune.project import SearchError
 
     try:
-        return run(args)
+        return run(parser().parse_args(argv))
+    except SystemExit as e:  # --help
+        return e.code
     except (UsageError, SearchError, DistributedError) as e:
-        print(f"{PROG}: error: {e}", file=sys.stderr)
-        return 2
+        return error(PROG, e)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; run the same command again to continue (finished trials are kept)",
               file=sys.stderr)

@@ -25,6 +25,8 @@ import os
 import socket
 import time
 
+from kcifar.results import HISTORY_FILE
+
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 CHIEF_ID = "chief"
 
@@ -134,7 +136,7 @@ def describe_rpc_error(error, host, port, timeout):
 
 def _progress(project_dir, trial_id):
     """(epochs written, seconds since the trial last wrote) of a running trial."""
-    path = os.path.join(project_dir, f"trial_{trial_id}", "history.csv")
+    path = os.path.join(project_dir, f"trial_{trial_id}", HISTORY_FILE)
     try:
         with open(path) as f:
             epochs = max(0, sum(1 for _ in f) - 1)

@@ -18,7 +18,7 @@ import keras_tuner
 from kcifar import files, runtime
 from kcifar import tensorboard as tensorboard_logs
 from kcifar.bench.memory import resident_mb
-from kcifar.results import CLEAN_ACCURACY
+from kcifar.results import CHECKPOINT_FILE, CLEAN_ACCURACY
 from kcifar.train import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
 
@@ -194,7 +194,7 @@ class RungTuner(keras_tuner.Tuner):
 
         first = int(hp.values.get("tuner/initial_epoch", 0))
         last = int(hp.values.get("tuner/epochs", self.hypermodel.config.epochs))
-        checkpoint = os.path.join(trial_dir, "checkpoint.npz")
+        checkpoint = os.path.join(trial_dir, CHECKPOINT_FILE)  # as a run folder keeps it
         try:
             history = restore_checkpoint(checkpoint, model) if os.path.exists(checkpoint) else []
         except RunError as e:
