@@ -114,6 +114,16 @@ def crop_resize(images, scale, angle, cy, cx):
     return top + (bottom - top) * wy
 
 
+def crops(config):
+    """True when the rung crops and resizes (a smaller crop or a rotation)."""
+    return config.crop_scale < 1.0 or config.rotation > 0.0
+
+
+def augments(config):
+    """True when the rung's model has an augmentation block."""
+    return crops(config) or config.flip
+
+
 def augmentation_layers(config, seeds):
     """The rung's augmentation block, in order; empty when it has none.
 
@@ -124,7 +134,7 @@ def augmentation_layers(config, seeds):
     crop_seed, flip_seed = seeds or (None, None)
     block = []
     # float32 whatever the precision policy: coordinates and grey levels stay exact.
-    if config.crop_scale < 1.0 or config.rotation > 0.0:
+    if crops(config):
         block.append(RandomCropResize(config.crop_scale, config.rotation, seed=crop_seed,
                                       dtype="float32", name="crop_resize"))
     if config.flip:

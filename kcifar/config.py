@@ -90,8 +90,3 @@ class Config:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
-
-    @property
-    def augments(self):
-        """True when the model has an augmentation block (flip, crop or rotation)."""
-        return self.flip or self.crop_scale < 1.0 or self.rotation > 0.0

@@ -4,7 +4,7 @@ import pytest
 from reference_augment import crop_resize as reference_crop_resize
 from reference_augment import draw as reference_draw
 
-from kcifar.augment import RandomCropResize, augmentation_layers, crop_resize
+from kcifar.augment import RandomCropResize, augmentation_layers, augments, crop_resize
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
 
@@ -107,7 +107,16 @@ def test_the_block_holds_what_the_config_asks(changes, names):
     assert [layer.name for layer in augmentation_layers(Config().replace(**changes), None)] == names
 
 
-@pytest.mark.parametrize("name", [n for n in RUNGS if rung(n).CONFIG.augments])
+@pytest.mark.parametrize("changes, expected", [
+    ({}, False), ({"flip": True}, True), ({"crop_scale": 0.8}, True), ({"rotation": 10.0}, True),
+])
+def test_augments_exactly_when_there_is_a_block(changes, expected):
+    config = Config().replace(**changes)
+    assert augments(config) is expected
+    assert bool(augmentation_layers(config, (1, 2))) is expected
+
+
+@pytest.mark.parametrize("name", [n for n in RUNGS if augments(rung(n).CONFIG)])
 def test_the_block_computes_in_float32_under_mixed_precision(name):
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")

@@ -27,10 +27,3 @@ def test_frozen_and_json_round_trip():
         config.dropout = 0.5
     assert config.widths == (1, 2, 3, 4)
     assert Config.from_dict(json.loads(config.to_json())) == config
-
-
-@pytest.mark.parametrize("changes, augments", [
-    ({}, False), ({"flip": True}, True), ({"crop_scale": 0.8}, True), ({"rotation": 10.0}, True),
-])
-def test_augments_means_the_model_has_an_augmentation_block(changes, augments):
-    assert Config().replace(**changes).augments is augments

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from kcifar.augment import augments
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
 from kcifar.models import build_model, inference_network, preferred_data_format
@@ -44,7 +45,7 @@ def test_each_rung_has_its_layers(name):
     augmentation = {type(layer).__name__ for layer in outside} - {"InputLayer"}
     assert augmentation == ({"RandomFlip"} if config.flip else set()) | (
         {"RandomCropResize"} if config.crop_scale < 1 else set())
-    assert (model is network) == (not config.augments)
+    assert (model is network) == (not augments(config))
     assert ("GaussianNoise" in kinds) == (config.input_noise > 0)
     assert ("BatchNormalization" in kinds) == config.batch_norm
     assert ("Dropout" in kinds) == (config.dropout > 0)

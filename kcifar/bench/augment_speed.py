@@ -8,7 +8,7 @@ on a GPU), eagerly on torch (as Keras's torch trainer runs it).
 import keras
 import numpy as np
 
-from kcifar.augment import augmentation_layers
+from kcifar.augment import augmentation_layers, augments
 from kcifar.bench.timing import clocks, since
 
 
@@ -45,8 +45,8 @@ def images_per_second(config, batch_size, steps=20, windows=3, seed=0):
         config: a `kcifar.config.Config` with augmentation.
         batch_size: images per call.
     """
-    if not config.augments:
-        raise ValueError(f"config {config.name!r} has no augmentation. Received: config.augments=False")
+    if not augments(config):
+        raise ValueError(f"config {config.name!r} has no augmentation. Received: augments(config)=False")
     call = block_call(config, seed)
     x = keras.ops.convert_to_tensor(
         np.random.default_rng(seed).integers(0, 256, (batch_size, 32, 32, 3)).astype("float32")

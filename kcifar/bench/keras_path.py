@@ -61,7 +61,9 @@ class KerasPath:
     """
 
     def __init__(self, config, data, seed, jit_compile="auto"):
-        runtime.set_seed(seed)  # before building, as kcifar.train does
+        # Seeded before building, as a run is (`runtime.start_run`, which the
+        # worker calls once: several paths share its process).
+        runtime.set_seed(seed)
         self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
         self.model = compile_model(config, data, len(self.batches), seed, jit_compile=jit_compile)
         self.first_batch = self.batches[0]

@@ -60,7 +60,7 @@ def rung_figures(spec, started):
     config = rung(spec["rung"]).CONFIG
     if spec["batch_size"]:
         config = config.replace(batch_size=spec["batch_size"])
-    runtime.set_precision(spec["precision"])
+    runtime.start_run(spec["precision"], spec["seed"])  # as kcifar.train starts a run
     data = load(spec["data"]) if spec["data"] else synthetic_data(spec["seed"])
     path = KerasPath(config, data, spec["seed"])
     startup = time.time() - started

@@ -10,6 +10,7 @@ cross-entropy, He-normal initialization, Adam with Keras's constants.
 
 import numpy as np
 
+from kcifar.augment import augments
 from kcifar.data.readers import NUM_CLASSES
 
 ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}  # Keras's Adam defaults
@@ -25,7 +26,7 @@ def unsupported(config):
             ("dropout", config.dropout),
             ("input noise", config.input_noise),
             ("L2 penalty", config.l2),
-            ("augmentation", config.augments),
+            ("augmentation", augments(config)),
             ("learning-rate decay", config.lr_decay < 1.0),
         )
         if on

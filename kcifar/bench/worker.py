@@ -69,6 +69,7 @@ def add_rung(paths, name, spec, data, backend):
     what is known of the rung before timing."""
     import keras
 
+    from kcifar.augment import augments
     from kcifar.bench import flops, plain
     from kcifar.bench.keras_path import KerasPath
     from kcifar.experiments import rung
@@ -107,7 +108,7 @@ def add_rung(paths, name, spec, data, backend):
         paths[f"{name}/keras_jit_step"] = jit_path.step_window
     paths[f"{name}/keras_fit"] = keras_path.fit_window
     paths[f"{name}/feed"] = keras_path.feed_window
-    if spec.get("full") and config.augments:
+    if spec.get("full") and augments(config):
         # The same network without its augmentation block: what the block costs.
         bare = config.replace(flip=False, crop_scale=1.0, rotation=0.0)
         paths[f"{name}/{NO_AUGMENTATION}"] = KerasPath(bare, data, spec["seed"]).fit_window
@@ -166,7 +167,9 @@ def measure(spec, log=print):
     log(f"{backend}: matmul {result['matmul_gflops']} GFLOP/s")
     data = load(spec["data"]) if spec["data"] else synthetic_data(spec["seed"])
     result["data"] = data.description if spec["data"] else "synthetic uint8 images (no dataset)"
-    runtime.set_precision(spec["precision"])
+    # Once for the process: its paths are timed in turns, so no clear_session
+    # may come between them (on torch it would drop torch.compile's caches).
+    runtime.start_run(spec["precision"], spec["seed"])
 
     paths = {}
     result["rungs"] = {name: add_rung(paths, name, spec, data, backend) for name in spec["rungs"]}

@@ -232,7 +232,12 @@ def _read_image_folder(files, path):
 
 class Progress:
     """A one-line progress bar on stderr, redrawn at most ten times a second;
-    in a log file (not a terminal) only the final line is written."""
+    in a log file (not a terminal) only the final line is written.
+
+    Hand-written because the data layer never imports Keras (the ladder's
+    parent and `python -m kcifar.data` load no backend), so
+    `keras.utils.Progbar` does not serve, and a bar this size is not worth a
+    dependency such as tqdm."""
 
     def __init__(self, total, title):
         self.total, self.title, self.done, self.last = total, title, 0, 0.0

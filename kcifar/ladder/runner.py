@@ -13,6 +13,13 @@ others; the end is a table of every run's outcome, and a non-zero exit
 names the failed ones. Ctrl-C reaches the parent alone, which sends each
 running child exactly one SIGINT: every child discards its unfinished epoch
 and keeps its last checkpoint, so the same command resumes them all.
+
+The slots are kept by hand on `subprocess` rather than by a
+`concurrent.futures` or `multiprocessing` pool: those run Python functions
+in workers that share one environment, while each run here is a command of
+its own with its own GPU, CPU share, log and exactly one SIGINT. Two reader
+threads per child copy its stdout and stderr as they come (`communicate`
+would wait for the end).
 """
 
 import codecs
