@@ -9,6 +9,7 @@ import json
 import os
 
 from kcifar.data.loader import named_description
+from kcifar.data.split import TRAIN_SAMPLE_SIZE
 from kcifar.report.runs import (CUSTOM, FULL, budget_figure, by_budget, code_text, data_key, data_label, data_name,
                                 lecture_text)
 from kcifar.results import counted, summary_line
@@ -24,7 +25,7 @@ COLUMNS = (
     ("epochs", "---:"), ("seeds", "---"),
     ("backend", "---"), ("device", "---"), ("seconds", "---:"), ("data", "---"),
 )
-LEGEND = """\
+LEGEND = f"""\
 - **lecture**: the test accuracy the lecture reports for the rung (its "val_accuracy" is
   measured on the 10000 test images), after its full training: shown for the full budget only.
 - **ours (test)**: accuracy on the test split after the last epoch, measured once at the end
@@ -33,7 +34,7 @@ LEGEND = """\
   dropout and augmentation on, as the lecture's curves show it.
 - **gap**: train minus test, in percentage points: what every rung tries to close. The lecture's
   training figures and its gaps are of this kind.
-- **train (clean)**: the network after the last epoch on a fixed sample of 5000 training images
+- **train (clean)**: the network after the last epoch on a fixed sample of {TRAIN_SAMPLE_SIZE} training images
   (the whole training split when smaller), in inference mode as the test split is measured: no
   augmentation, noise or dropout, batch normalization with its moving statistics. Empty for runs
   made before it was recorded.
