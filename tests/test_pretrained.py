@@ -1,0 +1,116 @@
+"""The pretrained step's model (kcifar.pretrained), offline: no ImageNet
+weights are fetched; a weights file in Keras's legacy .h5 format is written
+from a randomly initialized backbone."""
+
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from kcifar import pretrained
+from kcifar.models import inference_network
+from kcifar.pretrained import PretrainedConfig, WeightsError
+
+# The backbone's least input size keeps the tests quick.
+TINY = PretrainedConfig(name="pretrained", flip=True, crop_scale=0.75, image_size=32, batch_size=8, epochs=2,
+                        head_epochs=1, fine_tune_layers=10)
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return pretrained.build_backbone(TINY, None)
+
+
+def images(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 32, 32, 3)).astype("uint8"), rng.integers(0, 10, n)
+
+
+def compiled(config, backbone, phase, learning_rate):
+    model = pretrained.build_pretrained_model(config, backbone, seed=0)
+    pretrained.set_phase(backbone, config, phase)
+    model.compile(keras.optimizers.Adam(learning_rate), "sparse_categorical_crossentropy", jit_compile=False)
+    return model
+
+
+def test_phase_one_trains_the_head_alone_and_phase_two_the_top_without_batch_norm(backbone):
+    x, y = images(8)
+    model = compiled(TINY, backbone, 1, 1e-3)
+    assert {v.path.split("/")[0] for v in model.trainable_variables} == {"probs"}
+    frozen = [keras.ops.convert_to_numpy(v) for v in backbone.weights]
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(frozen, backbone.weights))
+
+    model = compiled(TINY, backbone, 2, 1e-4)
+    top = backbone.layers[-TINY.fine_tune_layers:]
+    trainable = [layer for layer in backbone.layers if layer.trainable and layer.weights]
+    assert trainable and all(layer in top for layer in trainable)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in trainable)
+    moving = [keras.ops.convert_to_numpy(v) for v in backbone.non_trainable_weights]
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    # Batch normalization keeps its statistics: the backbone runs in inference mode.
+    assert all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(moving, backbone.non_trainable_weights))
+    assert not all(np.array_equal(a, keras.ops.convert_to_numpy(v)) for a, v in zip(frozen, backbone.weights))
+
+
+def test_a_legacy_weights_file_is_loaded_through_a_path(tmp_path, backbone):
+    path = str(tmp_path / pretrained.WEIGHTS_FILE)
+    source = pretrained.build_backbone(TINY, None)
+    source.save(path)  # Keras's legacy .h5, as keras.applications keeps its files
+    assert pretrained.resolve_weights(path) == path
+    loaded = pretrained.build_backbone(TINY, path)
+    assert len(loaded.weights) == len(source.weights)
+    for a, b in zip(source.weights, loaded.weights):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b))
+
+
+def test_weights_that_cannot_be_had_end_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+
+    def no_network(*args, **kwargs):
+        raise OSError("Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    with pytest.raises(WeightsError) as e:
+        pretrained.resolve_weights("imagenet")
+    message = str(e.value)
+    assert "\n" not in message and "--weights PATH" in message and "--weights none" in message
+    assert pretrained.WEIGHTS_FILE in message
+    assert pretrained.resolve_weights("none") is None
+    with pytest.raises(WeightsError, match="no weights file"):
+        pretrained.resolve_weights(str(tmp_path / "missing.h5"))
+    (tmp_path / "keras" / "models").mkdir(parents=True)
+    (tmp_path / "keras" / "models" / pretrained.WEIGHTS_FILE).write_bytes(b"")
+    assert pretrained.resolve_weights("imagenet") == "imagenet"  # cached: no network needed
+
+
+def test_the_saved_network_loads_without_kcifar_and_predicts_the_same(tmp_path, backbone):
+    model = compiled(TINY, backbone, 1, 1e-3)
+    network = inference_network(model)
+    assert network.name == TINY.name
+    path = str(tmp_path / "model.keras")
+    network.save(path)
+    x, _ = images(4, seed=1)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "expected.npy", network.predict(x, verbose=0))
+    script = (
+        "import sys, keras, numpy as np\n"
+        "assert not any(m.startswith('kcifar') for m in sys.modules)\n"
+        f"model = keras.saving.load_model({path!r})\n"
+        f"got = model.predict(np.load({str(tmp_path / 'x.npy')!r}), verbose=0)\n"
+        f"np.testing.assert_allclose(got, np.load({str(tmp_path / 'expected.npy')!r}), rtol=1e-5, atol=1e-6)\n"
+        "assert not any(m.startswith('kcifar') for m in sys.modules)\n"
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, env=dict(os.environ), cwd=tmp_path)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"image_size": 16}, "image_size"), ({"head_epochs": 3}, "head_epochs"), ({"head_dropout": 1.0}, "head_dropout"),
+])
+def test_bad_fields_are_refused(changes, field):
+    with pytest.raises(ValueError, match=f"Received: {field}="):
+        TINY.replace(**changes)
