@@ -194,10 +194,21 @@ def run_dir_of(args, config, seed, backend=None):
     return os.path.join(args.out, results.folder_name(config.name, args.budget, backend, seed))
 
 
-def run_rung(config, argv=None, description=None):
-    """Parses the command line and trains `config` once per seed."""
+def run_rung(config, argv=None, description=None, weights=False):
+    """Parses the command line and trains `config` once per seed.
+
+    Args:
+        weights: the step beyond the ladder (`kcifar.pretrained`): adds
+            `--weights imagenet|none|PATH` and trains in its two phases.
+    """
     try:
-        args = parser(_prog(config.name), description or config.change).parse_args(argv)
+        p = parser(_prog(config.name), description or config.change)
+        if weights:
+            p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                           help="the backbone's starting weights: ImageNet's (Keras's cached file, downloaded when "
+                                "missing), none (random), or a file in the .h5 format Keras keeps in "
+                                "~/.keras/models (default imagenet)")
+        args = p.parse_args(argv)
         return _run(config, args)
     except UsageError as e:
         _fail(config.name, e, 2)
@@ -214,10 +225,22 @@ def _run(config, args):
     except ValueError as e:
         raise UsageError(str(e))
     seeds = seeds_of(args)
+    weights = getattr(args, "weights", None)
+    if weights not in (None, "imagenet", "none") and not os.path.isfile(weights):
+        raise UsageError(f"--weights must be imagenet, none or a weights file. Received: --weights {weights}")
     check_backend(quiet=args.quiet)
     check_tensorboard(args.tensorboard)
     from kcifar.data import DataError, load
     from kcifar.train import RunError, Stopped, train
+
+    recipe = None
+    if weights is not None:
+        from kcifar.pretrained import FineTune, WeightsError, resolve_weights
+
+        try:
+            recipe = FineTune(resolve_weights(weights))
+        except WeightsError as e:
+            _fail(config.name, e, 1)
 
     try:
         data = load(args.data)
@@ -240,7 +263,7 @@ def _run(config, args):
             metrics = train(
                 config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
                 overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(),
+                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(), recipe=recipe,
             )
         except RunError as e:
             _fail(config.name, e, 1)

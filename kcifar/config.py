@@ -1,4 +1,4 @@
-"""One frozen config for every rung of the ladder.
+"""One frozen config for every rung of the ladder (and one for the step beyond it).
 
 The defaults are rung 0, the lecture's baseline; each rung module states only
 what it changes (`dataclasses.replace`), so two neighbouring rungs differ by
@@ -90,3 +90,33 @@ class Config:
 
     def to_json(self):
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedConfig(Config):
+    """The step beyond the ladder (`kcifar.pretrained`): a rung's config,
+    whose augmentation, batch size and learning rate it uses, and the
+    fine-tune's own fields. The ladder's network fields (widths, dropout,
+    L2, ...) are not used: the backbone replaces that network.
+    """
+
+    image_size: int = 224  # the backbone's own: its ImageNet features are of objects that size
+    head_dropout: float = 0.2  # before the new head, as keras.applications' own top
+    # The head alone, on the frozen backbone: it converges within a couple.
+    # Phase 2 takes the rest of `epochs` (none when --epochs is smaller).
+    head_epochs: int = 2
+    fine_tune_layers: int = 60  # the backbone's last layers unfrozen in phase 2 (of 270), its top blocks
+    fine_tune_learning_rate: float = 1e-4  # a tenth of the head's: small steps keep ImageNet's features
+
+    def __post_init__(self):
+        super().__post_init__()
+        checks = [
+            ("image_size", self.image_size >= 32, ">= 32 (the backbone's least)"),
+            ("head_dropout", 0.0 <= self.head_dropout < 1.0, "in [0, 1)"),
+            ("head_epochs", self.head_epochs >= 0, ">= 0 (a shorter run is all head)"),
+            ("fine_tune_layers", self.fine_tune_layers >= 0, ">= 0"),
+            ("fine_tune_learning_rate", self.fine_tune_learning_rate > 0.0, "> 0"),
+        ]
+        for field, ok, want in checks:
+            if not ok:
+                raise ValueError(f"{field} must be {want}. Received: {field}={getattr(self, field)!r}")

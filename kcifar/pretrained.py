@@ -22,7 +22,6 @@ MobileNetV3Small (0.06 GFLOPs, 67.7%) is cheaper but transfers worse, and
 ConvNeXtTiny (4.5 GFLOPs, 82.1%) costs six times as much.
 """
 
-import dataclasses
 import os
 import socket
 
@@ -31,8 +30,8 @@ import numpy as np
 from keras import layers
 
 from kcifar.augment import augmentation_layers
-from kcifar.config import Config
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
+from kcifar.train import RunError
 
 # The backbone, and the file `keras.applications` keeps its ImageNet weights
 # in (without the top) under ~/.keras/models.
@@ -41,36 +40,8 @@ WEIGHTS_FILE = "efficientnetv2-b0_notop.h5"
 WEIGHTS_HOST = "storage.googleapis.com"
 
 
-class WeightsError(Exception):
+class WeightsError(RunError):
     """Pretrained weights that cannot be had or read; the message is one line."""
-
-
-@dataclasses.dataclass(frozen=True)
-class PretrainedConfig(Config):
-    """Rung 5's config (augmentation, batch size) and the fine-tune's own fields.
-
-    The ladder's network fields (widths, dropout, L2, ...) are not used: the
-    backbone replaces that network.
-    """
-
-    image_size: int = 224  # the backbone's own: its ImageNet features are of objects that size
-    head_dropout: float = 0.2  # before the new head, as keras.applications' own top
-    head_epochs: int = 2  # the head alone, on the frozen backbone: it converges within a couple
-    fine_tune_layers: int = 60  # the backbone's last layers unfrozen in phase 2 (of 270), its top blocks
-    fine_tune_learning_rate: float = 1e-4  # a tenth of the head's: small steps keep ImageNet's features
-
-    def __post_init__(self):
-        super().__post_init__()
-        checks = [
-            ("image_size", self.image_size >= 32, ">= 32 (the backbone's least)"),
-            ("head_dropout", 0.0 <= self.head_dropout < 1.0, "in [0, 1)"),
-            ("head_epochs", 0 <= self.head_epochs <= self.epochs, f"in [0, epochs={self.epochs}]"),
-            ("fine_tune_layers", self.fine_tune_layers >= 0, ">= 0"),
-            ("fine_tune_learning_rate", self.fine_tune_learning_rate > 0.0, "> 0"),
-        ]
-        for field, ok, want in checks:
-            if not ok:
-                raise ValueError(f"{field} must be {want}. Received: {field}={getattr(self, field)!r}")
 
 
 def keras_models_dir():
@@ -173,3 +144,36 @@ def set_phase(backbone, config, phase):
         top = backbone.layers[-config.fine_tune_layers:] if config.fine_tune_layers else []
         for layer in backbone.layers:
             layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
+
+
+class FineTune:
+    """How `kcifar.train` makes the pretrained step's model: phase 1 trains
+    the head on the frozen backbone at the config's learning rate for
+    `head_epochs` (or the whole run when it is shorter), phase 2 the top of
+    the backbone with the head at `fine_tune_learning_rate`.
+
+    Args:
+        weights: from `resolve_weights`: None, "imagenet" or a file.
+    """
+
+    def __init__(self, weights):
+        self.weights = weights
+        # Recorded in settings.json (a resume must use the same), without the
+        # folder of a weights file: no path of the machine that ran it.
+        self.settings = {"weights": "none" if weights is None else os.path.basename(weights)}
+
+    def phase_ends(self, config):
+        head = min(config.head_epochs, config.epochs)
+        return [head, config.epochs]
+
+    def compile(self, config, data, steps_per_epoch, seed, phase, model=None):
+        """The model (built on the first call, `model` after) set up for
+        `phase` and compiled with a new Adam."""
+        if model is None:
+            self.backbone = build_backbone(config, self.weights)
+            model = build_pretrained_model(config, self.backbone, seed)
+        set_phase(self.backbone, config, phase)
+        rate = config.learning_rate if phase == 1 else config.fine_tune_learning_rate
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model

@@ -6,6 +6,10 @@ holds the model's variables including the random generators of its noise,
 dropout and flip layers, the optimizer's variables (so the step count and the
 learning-rate schedule), and the history; batches are keyed by (seed, epoch),
 so a resumed run ends where an uninterrupted one would.
+
+A rung trains in one phase. The step beyond the ladder (`kcifar.pretrained`)
+trains in two, each with its own trainable layers and optimizer: its
+`FineTune` says how, and the checkpoint records the phase it was saved in.
 """
 
 import datetime
@@ -97,9 +101,9 @@ class Recorder(keras.callbacks.Callback):
     checkpoint stays for a later --resume.
     """
 
-    def __init__(self, run_dir, history):
+    def __init__(self, run_dir, history, phase=1):
         super().__init__()
-        self.run_dir, self.history = run_dir, history
+        self.run_dir, self.history, self.phase = run_dir, history, phase
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = self.test_start = time.perf_counter()
@@ -123,7 +127,7 @@ class Recorder(keras.callbacks.Callback):
             "train_seconds": round(self.test_start - self.start, 3),
             "seconds": round(now - self.start, 3),
         })
-        save_checkpoint(self.run_dir, self.model, self.history)
+        save_checkpoint(self.run_dir, self.model, self.history, self.phase)
         files.write_csv(os.path.join(self.run_dir, HISTORY_FILE), self.history, HISTORY_COLUMNS)
 
 
@@ -165,14 +169,14 @@ class TimeLimit(keras.callbacks.Callback):
     validation pass scaled to the test split. The first epoch always runs.
     """
 
-    def __init__(self, deadline, history, test_per_val):
+    def __init__(self, deadline, history, test_per_val, epochs):
         super().__init__()
-        self.deadline, self.history, self.test_per_val = deadline, history, test_per_val
+        self.deadline, self.history, self.test_per_val, self.epochs = deadline, history, test_per_val, epochs
         self.done_before = len(history)
         self.stopped = False
 
     def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 >= self.params["epochs"]:
+        if epoch + 1 >= self.epochs:  # the run's last epoch, not its phase's
             return
         timed = self.history[self.done_before:]
         steady = timed[1:] or timed
@@ -182,16 +186,27 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = self.stopped = True
 
 
-def save_checkpoint(run_dir, model, history):
+def save_checkpoint(run_dir, model, history, phase=1):
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["history"] = np.array(json.dumps(history))
+    arrays["phase"] = np.array(phase)  # the optimizer's variables are this phase's
     with files.atomic_path(os.path.join(run_dir, CHECKPOINT_FILE)) as tmp:
         np.savez(tmp, **arrays)
 
 
+def saved_phase(path):
+    """The training phase a checkpoint was saved in (1 for one-phase runs)."""
+    try:
+        with np.load(path) as f:
+            return int(f["phase"]) if "phase" in f.files else 1
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable ({e}); use --overwrite")
+
+
 def restore_checkpoint(path, model):
-    """Assigns the saved state to `model` (compiled); returns the history."""
+    """Assigns the saved state to `model` (compiled in the checkpoint's
+    phase); returns the history."""
     try:
         with np.load(path) as f:
             saved = {k: f[k] for k in f.files}
@@ -228,6 +243,19 @@ def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
     return model
 
 
+class OnePhase:
+    """How a rung's model is made: one model, compiled once, one phase
+    (`kcifar.pretrained.FineTune` is the two-phase one)."""
+
+    settings = {}  # nothing beyond the config to record
+
+    def phase_ends(self, config):
+        return [config.epochs]
+
+    def compile(self, config, data, steps_per_epoch, seed, phase, model=None):
+        return compile_model(config, data, steps_per_epoch, seed)
+
+
 def fit_rung(model, config, data, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=1):
     """Trains `model` (from `compile_model`) on `data`'s training split: the
     one training call of runs and tuner trials.
@@ -262,7 +290,8 @@ def fit_rung(model, config, data, *, seed, callbacks=(), initial_epoch=0, epochs
 
 
 def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, resume=False,
-          overwrite=False, deterministic=False, verbose=1, tensorboard=None, time_limit=None, started=None):
+          overwrite=False, deterministic=False, verbose=1, tensorboard=None, time_limit=None, started=None,
+          recipe=None):
     """Trains `config` on `data` into `run_dir`; returns the metrics dict.
 
     Args:
@@ -287,6 +316,8 @@ def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, re
             `Stopped`. Not a setting of the run: a resume may use another.
         started: when the limit's clock started, a `time.time()` value
             (default: now).
+        recipe: how the model is made and compiled, phase by phase
+            (default `OnePhase()`, a rung's).
 
     Raises:
         RunError: the run cannot start or go on.
@@ -300,7 +331,7 @@ def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, re
         return _train(config, data, run_dir, seed=seed, precision=precision, budget=budget, resume=resume,
                       overwrite=overwrite, deterministic=deterministic, verbose=verbose,
                       tensorboard=tensorboard, time_limit=time_limit,
-                      started=time.time() if started is None else started)
+                      started=time.time() if started is None else started, recipe=recipe or OnePhase())
 
 
 def data_record(data):
@@ -310,29 +341,36 @@ def data_record(data):
 
 
 def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard,
-           time_limit, started):
+           time_limit, started, recipe):
     if resume and state(run_dir) == "complete" and not overwrite:
         return files.read_json(os.path.join(run_dir, METRICS_FILE))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
         "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
-        "data": data_record(data), "code": runtime.code_version(),
+        "data": data_record(data), **recipe.settings, "code": runtime.code_version(),
     }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
     runtime.start_run(precision, seed)
-    model = compile_model(config, data, math.ceil(len(data.y_train) / config.batch_size), seed)
+    steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
+    phase = saved_phase(checkpoint) if checkpoint else 1
+    model = recipe.compile(config, data, steps_per_epoch, seed, phase)
     history = restore_checkpoint(checkpoint, model) if checkpoint else []
     if history:
         print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
 
     limit = None
     if time_limit is not None:
-        limit = TimeLimit(started + time_limit, history, len(data.y_test) / max(len(data.y_val), 1))
+        limit = TimeLimit(started + time_limit, history, len(data.y_test) / max(len(data.y_val), 1), config.epochs)
     if len(history) < config.epochs:
         marker = os.path.join(run_dir, PARTIAL_FILE)
         if os.path.exists(marker):  # it described the stop before this resume
             os.remove(marker)
-        fit_rung(model, config, data, seed=seed, initial_epoch=len(history), verbose=verbose,
-                 callbacks=[Recorder(run_dir, history), *([limit] if limit else []),
+    for number, end in enumerate(recipe.phase_ends(config), start=1):
+        if len(history) >= end or (limit is not None and limit.stopped):
+            continue
+        if number != phase:  # new trainable layers, a new optimizer
+            model, phase = recipe.compile(config, data, steps_per_epoch, seed, number, model), number
+        fit_rung(model, config, data, seed=seed, initial_epoch=len(history), epochs=end, verbose=verbose,
+                 callbacks=[Recorder(run_dir, history, phase), *([limit] if limit else []),
                             *tensorboard_logs.callbacks_for(tensorboard, run_dir)])
     if limit is not None and limit.stopped:
         raise Stopped(stop_partial(run_dir, config, history, time_limit, started))

@@ -34,7 +34,9 @@ def test_list(capsys):
     assert main([]) == 0
     header, *out = capsys.readouterr().out.splitlines()
     assert "forward MFLOP/image" in header
-    assert len(out) == 10 and out[4].startswith("trick4") and "L2" in out[4] and "~87.5%" in out[4]
+    assert len(out) == 12 and out[4].startswith("trick4") and "L2" in out[4] and "~87.5%" in out[4]
+    # The steps beyond the ladder come after it, with no lecture figure.
+    assert out[10].startswith("beyond the ladder") and out[11].split()[:4] == ["pretrained", "10", "-", "-"]
     from kcifar import cost
 
     for name, line in zip(RUNGS, out):  # each rung's cost, as kcifar.cost counts it from its config

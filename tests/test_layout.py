@@ -114,7 +114,7 @@ def test_a_new_rung_added_as_the_page_says_is_listed_and_trains(tmp_path, tiny_d
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    listed = run("kcifar.experiments").splitlines()[-1].split()
+    listed = next(line.split() for line in run("kcifar.experiments").splitlines() if line.startswith("trick10 "))
     assert listed[:3] == ["trick10", "10", "-"] and "rotation 30 deg" in " ".join(listed)
     assert "Rung 10" in run("kcifar.experiments.trick10", "--help")
     run("kcifar.experiments.trick10", "--data", tiny_dir, "--epochs", "1", "--limit-train", "10", "--batch-size", "10",

@@ -38,10 +38,9 @@ class FakeModel:
 def test_the_next_epoch_and_the_test_pass_must_fit(history, done_before, left, stops, monkeypatch):
     monkeypatch.setattr("kcifar.train.time.time", lambda: 1000.0)
     live = history[:done_before]  # the Recorder's list, as the run starts
-    limit = TimeLimit(1000.0 + left, live, test_per_val=2.0)
+    limit = TimeLimit(1000.0 + left, live, test_per_val=2.0, epochs=50)
     live.extend(history[done_before:])  # the epochs this process then trains
     limit.set_model(FakeModel())
-    limit.set_params({"epochs": 50})
     limit.on_epoch_end(len(history) - 1)
     assert limit.stopped is stops and limit.model.stop_training is stops
 
@@ -49,10 +48,9 @@ def test_the_next_epoch_and_the_test_pass_must_fit(history, done_before, left, s
 def test_no_stop_after_the_last_epoch(monkeypatch):
     monkeypatch.setattr("kcifar.train.time.time", lambda: 1000.0)
     live = []
-    limit = TimeLimit(1000.0, live, test_per_val=2.0)
+    limit = TimeLimit(1000.0, live, test_per_val=2.0, epochs=1)
     live.append(row(30, 26))
     limit.set_model(FakeModel())
-    limit.set_params({"epochs": 1})
     limit.on_epoch_end(0)
     assert not limit.stopped
 

@@ -13,6 +13,8 @@ import importlib
 # Ladder order. A new rung is a module here, the rung before it plus one
 # change, and its name in this list (docs/layout.md, "Adding a rung").
 RUNGS = ("baseline", "trick1", "trick2", "trick3", "trick4", "trick5", "trick6", "trick7", "trick8", "trick9")
+# Steps beyond the ladder: run like a rung, never part of its range or charts.
+BEYOND = ("pretrained",)
 
 
 def rung(name):
