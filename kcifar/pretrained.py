@@ -17,7 +17,7 @@ steps.
 Why EfficientNetV2B0: of the `keras.applications` backbones with
 `include_preprocessing` it is the one with ImageNet accuracy near ResNet50's
 (78.7% top-1 against 76.0%) at about a sixth of its work (0.72 against 4.1
-GFLOPs a 224x224 image), so a fine-tune fits a free GPU's session;
+GFLOPs a 224x224 image), so a fine-tune fits a free GPU's time limit;
 MobileNetV3Small (0.06 GFLOPs, 67.7%) is cheaper but transfers worse, and
 ConvNeXtTiny (4.5 GFLOPs, 82.1%) costs six times as much.
 """
