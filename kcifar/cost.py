@@ -6,6 +6,7 @@ layers are counted (a multiply-add is two operations); `kcifar.bench.flops`
 counts the same from a built model, and a test holds the two equal.
 """
 
+from kcifar.config import PretrainedConfig
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
 TRAIN_FACTOR = 3  # a training step: the forward pass and two backward ones (inputs, weights)
@@ -22,7 +23,15 @@ def dense_flops(in_units, out_units):
 
 
 def forward_flops(config):
-    """Forward operations per image of the rung's network (`kcifar.models`)."""
+    """Forward operations per image of the rung's network (`kcifar.models`).
+
+    Raises:
+        ValueError: for the pretrained step, whose backbone is counted from
+            the built model (`kcifar.bench.flops`), not from its config.
+    """
+    if isinstance(config, PretrainedConfig):
+        raise ValueError(f"a backbone's operations are counted from the built model (kcifar.bench.flops). "
+                         f"Received: config {config.name!r}")
     side, _, channels = IMAGE_SHAPE
     total = 0
     for width in config.widths:

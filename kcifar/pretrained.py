@@ -17,9 +17,10 @@ steps.
 Why EfficientNetV2B0: of the `keras.applications` backbones with
 `include_preprocessing` it is the one with ImageNet accuracy near ResNet50's
 (78.7% top-1 against 76.0%) at about a sixth of its work (0.72 against 4.1
-GFLOPs a 224x224 image), so a fine-tune fits a free GPU's time limit;
-MobileNetV3Small (0.06 GFLOPs, 67.7%) is cheaper but transfers worse, and
-ConvNeXtTiny (4.5 GFLOPs, 82.1%) costs six times as much.
+billion multiply-adds a 224x224 image, as their papers count), so a
+fine-tune fits a free GPU's time limit; MobileNetV3Small (0.06 billion,
+67.7%) is cheaper but transfers worse, and ConvNeXtTiny (4.5 billion, 82.1%)
+costs six times as much.
 """
 
 import os
@@ -31,7 +32,7 @@ from keras import layers
 
 from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
-from kcifar.train import RunError
+from kcifar.train import RunError, compile_for_training
 
 # The backbone, and the file `keras.applications` keeps its ImageNet weights
 # in (without the top) under ~/.keras/models.
@@ -166,14 +167,12 @@ class FineTune:
         head = min(config.head_epochs, config.epochs)
         return [head, config.epochs]
 
-    def compile(self, config, data, steps_per_epoch, seed, phase, model=None):
+    def compile(self, config, data, steps_per_epoch, seed, phase, model=None, jit_compile="auto"):
         """The model (built on the first call, `model` after) set up for
-        `phase` and compiled with a new Adam."""
+        `phase` and compiled with a new Adam (`train.compile_for_training`)."""
         if model is None:
             self.backbone = build_backbone(config, self.weights)
             model = build_pretrained_model(config, self.backbone, seed)
         set_phase(self.backbone, config, phase)
         rate = config.learning_rate if phase == 1 else config.fine_tune_learning_rate
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"])
-        return model
+        return compile_for_training(model, rate, jit_compile)

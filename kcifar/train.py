@@ -222,25 +222,38 @@ def restore_checkpoint(path, model):
     return json.loads(str(saved["history"]))
 
 
+def compile_for_training(model, learning_rate, jit_compile="auto"):
+    """Compiles `model` as every kcifar run trains: Adam, cross-entropy on
+    the class indices, accuracy. The one compile of rungs, tuner trials and
+    each phase of the pretrained step.
+
+    Args:
+        model: a built Keras model.
+        learning_rate: a float or a Keras learning-rate schedule.
+        jit_compile: Keras's; "auto" means XLA on JAX, XLA on TensorFlow
+            only with a GPU, eager on torch (`python -m kcifar.bench --jit`
+            measures the other choice on CPU).
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+        jit_compile=jit_compile,
+    )
+    return model
+
+
 def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
-    """The rung's model with Adam and cross-entropy; the learning rate decays
-    once per epoch (lr0 * gamma^epoch) when the config asks for it.
-    `jit_compile`: Keras's; "auto" means XLA on JAX, XLA on TensorFlow only
-    with a GPU, eager on torch (`python -m kcifar.bench --jit` measures the
-    other choice on CPU)."""
+    """The rung's model, compiled (`compile_for_training`); the learning
+    rate decays once per epoch (lr0 * gamma^epoch) when the config asks
+    for it."""
     model = build_model(config, *data.channel_stats(), seed=seed)
     lr = config.learning_rate
     if config.lr_decay < 1.0:
         lr = keras.optimizers.schedules.ExponentialDecay(
             lr, decay_steps=steps_per_epoch, decay_rate=config.lr_decay, staircase=True
         )
-    model.compile(
-        optimizer=keras.optimizers.Adam(lr),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-        jit_compile=jit_compile,
-    )
-    return model
+    return compile_for_training(model, lr, jit_compile)
 
 
 class OnePhase:
@@ -252,8 +265,8 @@ class OnePhase:
     def phase_ends(self, config):
         return [config.epochs]
 
-    def compile(self, config, data, steps_per_epoch, seed, phase, model=None):
-        return compile_model(config, data, steps_per_epoch, seed)
+    def compile(self, config, data, steps_per_epoch, seed, phase, model=None, jit_compile="auto"):
+        return compile_model(config, data, steps_per_epoch, seed, jit_compile)
 
 
 def fit_rung(model, config, data, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=1):

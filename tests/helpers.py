@@ -106,13 +106,13 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
         data: the metrics' data dict (default DATA).
     """
     from kcifar import files
-    from kcifar.experiments import rung
+    from kcifar.experiments import step
     from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
 
     # A full-budget run keeps its rung's epochs in its config (a short history
     # stands for a long one); config_changes={"epochs": n} makes a custom run.
     schedule = {} if budget in (None, "full") else {"epochs": epochs}
-    config = rung(name).CONFIG.replace(**{**schedule, **(config_changes or {})})
+    config = step(name).CONFIG.replace(**{**schedule, **(config_changes or {})})
     budget_part = "" if budget in (None, "full") else f"-{budget}"
     run_dir = os.path.join(root, folder or f"{name}{budget_part}-{backend}-seed{seed}")
     os.makedirs(run_dir)

@@ -66,3 +66,56 @@ def test_strided_residual_stages_count_their_outputs():
     assert rows["stage1_conv1"] == cost.conv_flops(32, 32, 3, 64, strides=2)
     assert rows["stage1_shortcut"] == cost.conv_flops(32, 32, 3, 64, kernel_size=1, strides=2)
     assert rows["stage1_conv2"] == cost.conv_flops(16, 16, 64, 64)
+
+
+def test_depthwise_convolutions_count_one_input_channel_per_output():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="d")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, strides=2, padding="same", name="s")(x)
+    _, rows = flops.model_flops(keras.Model(inputs, x))
+    # 3 x 2 outputs at 8x8, then 6 at 4x4, each 9 multiply-adds of one input channel.
+    assert rows == [("d", 2 * 9 * 6 * 8 * 8), ("s", 2 * 9 * 6 * 4 * 4)]
+
+
+def frozen_and_head():
+    """A nested 'backbone' (two convolutions) and a dense head after it."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="low")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="high")(x)
+    backbone = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x), name="backbone")
+    image = keras.Input((8, 8, 3))
+    model = keras.Model(image, keras.layers.Dense(10, name="head")(backbone(image)))
+    return model, backbone
+
+
+def test_a_training_step_counts_gradients_from_the_first_trainable_layer_on():
+    model, backbone = frozen_and_head()
+    low, high, head = 2 * 9 * 3 * 4 * 64, 2 * 9 * 4 * 4 * 64, 2 * 4 * 10
+    assert flops.model_flops(model)[0] == low + high + head
+    assert flops.step_flops(model) == flops.train_flops(low + high + head)  # all trains: three passes
+    backbone.trainable = False
+    assert flops.step_flops(model) == low + high + 3 * head  # the frozen backbone runs forward only
+    backbone.trainable = True
+    backbone.get_layer("low").trainable = False
+    assert flops.step_flops(model) == low + 3 * (high + head)
+
+
+def test_a_rungs_training_step_is_three_forward_passes():
+    model = build_model(rung("trick5").CONFIG, MEAN, STD)
+    assert flops.step_flops(model) == flops.train_flops(flops.model_flops(model)[0])
+
+
+# The count of a keras.applications backbone is the same on every backend
+# (shapes only); building one at 224x224 takes seconds, so on one backend.
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="backend-independent count, run on torch")
+def test_the_pretrained_backbone_counts_its_published_operations():
+    from kcifar.pretrained import BACKBONE
+
+    backbone = BACKBONE(include_top=False, weights=None, input_shape=(224, 224, 3), pooling="avg",
+                        include_preprocessing=True)
+    total, rows = flops.model_flops(backbone)
+    # EfficientNetV2B0's published cost: 0.72 billion multiply-adds a 224x224 image
+    # (Tan & Le, 2021), depthwise convolutions included; without them it counts less.
+    assert 2 * 0.715e9 < total < 2 * 0.725e9
+    depthwise = sum(f for name, f in rows if type(backbone.get_layer(name)).__name__ == "DepthwiseConv2D")
+    assert depthwise > 0

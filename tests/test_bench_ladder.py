@@ -10,7 +10,7 @@ from helpers import subprocess_env
 from kcifar.ladder import parallel
 from kcifar.bench import __main__ as bench
 from kcifar.bench import ladder, record
-from kcifar.experiments import rung
+from kcifar.experiments import RUNGS, rung
 
 FIGURES = {"startup_seconds": 10.0, "first_step_seconds": 5.0, "step_seconds": 0.5,
            "validation_seconds_per_image": 0.001}
@@ -28,6 +28,66 @@ def test_projection_adds_start_up_first_step_epochs_and_test():
     # The clean training accuracy measures 5000 images of a larger split.
     big = {"train": 45000, "val": 5000, "test": 10000}
     assert ladder.projected_seconds(FIGURES, 1, big, 100) == pytest.approx(15 + 450 * 0.5 + 10 + 10)
+
+
+def test_a_step_in_phases_is_projected_phase_by_phase():
+    splits = {"train": 1000, "val": 100, "test": 200}
+    phases = [{"epochs": 2, "first_step_seconds": 5.0, "step_seconds": 0.5},
+              {"epochs": 1, "first_step_seconds": 3.0, "step_seconds": 1.0}]
+    # 10 + 0.2 test; phase 1: 5 + 2 x (5 + 1.1); phase 2: 3 + 1 x (10 + 1.1).
+    assert ladder.projected_seconds({**FIGURES, "phases": phases}, 3, splits, 100) == pytest.approx(41.5)
+    # One phase is a rung's projection.
+    assert ladder.projected_seconds({**FIGURES, "phases": phases[:1]}, 2, splits, 100) == pytest.approx(
+        ladder.projected_seconds(FIGURES, 2, splits, 100))
+
+
+def test_steps_beyond_the_ladder_are_measured_when_named_and_kept_out_of_its_projection():
+    assert ladder.parse_rungs(None) == list(RUNGS)
+    assert ladder.parse_rungs("pretrained,trick1") == ["trick1", "pretrained"]
+    splits = {"train": 1000, "val": 100, "test": 200}
+    copy = {**FIGURES, "images_per_second": 8.0, "forward_flops": 100, "phases": [
+        {"epochs": 2, "first_step_seconds": 5.0, "step_seconds": 0.5, "step_flops": 106},
+        {"epochs": 8, "first_step_seconds": 3.0, "step_seconds": 1.0, "step_flops": 250}]}
+    entry = ladder.rung_entry("pretrained", [copy, {**copy, "phases": [
+        {**copy["phases"][0], "step_seconds": 0.7}, {**copy["phases"][1], "step_seconds": 1.2}]}], splits, 100)
+    assert entry["training_flops"] == (2 * 106 + 8 * 250) * 1000  # counted by the children, not from the config
+    assert [p["step_seconds"] for p in entry["phases"]] == [0.6, 1.1]  # the copies' medians
+    assert entry["epochs"] == 2 + 8
+    rungs = {"trick1": ladder.rung_entry("trick1", [{**FIGURES, "images_per_second": 8.0}], splits, 100)}
+    lad = ladder.ladder_entry(rungs, 1, splits)
+    assert lad["order"] == ["trick1"] and lad["sum_seconds"] == rungs["trick1"]["projected_seconds"]
+    results = {"settings": {"jobs": 1, "precision": "float32", "windows": 1, "steps": 1},
+               "machine": {"cpu": "cpu", "cores": 2, "load_average_at_start": [0.0]}, "data": "synthetic",
+               "splits": splits, "backends": {"torch": {
+                   "rungs": {}, "beyond": {"pretrained": entry}, "ladder": None,
+                   "augmentation_images_per_second": {"rung": "trick5", "128": 1.0}}}}
+    text = ladder.table(results)
+    assert "torch      pretrained" in text and "the ladder with" not in text
+    assert ("torch: pretrained, beyond the ladder: 0 MFLOP forward an image; phase 1: 2 epochs of 600 ms steps"
+            in text)
+
+
+# The phases are the recipe's and the timing kcifar's own: one backend, and a
+# backbone a third the size at the least input size, so it takes seconds.
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="backend-independent logic, run on torch")
+def test_the_worker_times_each_phase_of_the_pretrained_step(monkeypatch):
+    from kcifar import pretrained
+    from kcifar.bench import flops, ladder_worker
+    from kcifar.experiments import pretrained as module
+
+    monkeypatch.setattr(pretrained, "BACKBONE", keras.applications.MobileNetV3Small)
+    monkeypatch.setattr(module, "CONFIG", module.CONFIG.replace(image_size=32))
+    spec = {"rung": "pretrained", "batch_size": 4, "precision": "float32", "seed": 0, "data": None, "steps": 1,
+            "windows": 1, "warmup": 0, "slot": 0}
+    figures = ladder_worker.rung_figures(spec, started=0.0)
+    head, tail = figures["phases"]
+    assert (head["epochs"], tail["epochs"]) == (2, 8)  # the step's 10 epochs: 2 for the head, then the top
+    assert head["first_step_seconds"] == figures["first_step_seconds"] > 0 and tail["step_seconds"] > 0
+    backbone = pretrained.build_backbone(module.CONFIG, None)
+    forward = flops.model_flops(backbone)[0] + flops.dense_flops(backbone.output.shape[-1], 10)
+    assert figures["forward_flops"] == forward
+    assert head["step_flops"] == forward + 2 * flops.dense_flops(backbone.output.shape[-1], 10)
+    assert forward + 2 * flops.dense_flops(backbone.output.shape[-1], 10) < tail["step_flops"] < 3 * forward
 
 
 def test_list_scheduling_puts_each_rung_in_the_slot_that_frees_first():

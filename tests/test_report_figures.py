@@ -201,3 +201,58 @@ def test_run_title_says_backend_device_epochs_seed_and_data(groups):
 ])
 def test_accuracy_axes_span_at_least_twenty_points(values, limits):
     assert figures.accuracy_limits(values) == limits
+
+
+@pytest.fixture(scope="module")
+def beyond(tmp_path_factory):
+    """Rung 0 and rung 9, and the pretrained step on two backends."""
+    root = tmp_path_factory.mktemp("beyond")
+    write_run(root, name="baseline", test_accuracy=0.5, train_accuracy=0.9)
+    write_run(root, name="trick9", test_accuracy=0.7, train_accuracy=0.8)
+    write_run(root, name="pretrained", test_accuracy=0.9, train_accuracy=0.95)
+    write_run(root, name="pretrained", backend="torch", test_accuracy=0.8, train_accuracy=0.85)
+    found, _, skipped = runs.collect([str(root)])
+    assert not skipped
+    return runs.group_runs(found)
+
+
+def test_ladder_draws_a_step_beyond_it_after_a_dashed_line_under_its_name(tmp_path, beyond):
+    fig = figures.ladder(beyond, str(tmp_path / "ladder.png"))
+    (ax,) = fig.axes
+    ticks = dict(zip(ax.get_xticks(), (t.get_text() for t in ax.get_xticklabels())))
+    # The ten rungs as ever, then the step under its name: no unnamed rung 10.
+    assert [ticks[x] for x in range(10)] == [f"{n}\n{name}" for n, name in enumerate(RUNGS)]
+    assert list(ticks)[10:] == [10.5] and ticks[10.5] == "beyond the ladder\npretrained"
+    assert not any(text.startswith("10\n") for text in ticks.values())
+    # Its two backends' bars stand over its tick, beside no lecture figure.
+    test = bars(ax, "test")
+    assert [round(x) for x, _, _ in test[:2]] == [0, 9]
+    assert np.mean([x for x, _, _ in test[2:]]) == pytest.approx(10.5)
+    assert [top for _, _, top in test] == pytest.approx([50, 70, 90, 80])
+    assert len(bars(ax, "lecture")) == 10 and max(x for x, _, _ in bars(ax, "lecture")) < 9.5
+    # The dashed line between rung 9 and the step, and the legend says what it means.
+    (line,) = [line for line in ax.lines if line.get_linestyle() == "--"]
+    assert 9.5 < line.get_xdata()[0] < 10.5 - 0.42
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert any(label.startswith("end of the ladder") for label in labels)
+    assert ax.get_xlim()[1] > 10.5 + 0.42
+
+
+def test_ladder_of_rungs_alone_has_no_place_beyond_it(tmp_path, groups):
+    fig = figures.ladder(groups, str(tmp_path / "ladder.png"))
+    (ax,) = fig.axes
+    assert list(ax.get_xticks()) == list(range(10)) and ax.get_xlim() == pytest.approx((-0.6, 9.6))
+    assert not any(line.get_linestyle() == "--" for line in ax.lines)
+    assert not any("ladder" in text.get_text() for text in fig.legends[0].get_texts())
+
+
+def test_epochs_and_curves_name_a_step_beyond_the_ladder_in_a_look_no_rung_has(tmp_path, beyond):
+    val_lines = labelled(figures.epochs(beyond, str(tmp_path / "epochs.png")).axes[0].lines)
+    labels = [line.get_label() for line in val_lines]
+    assert labels[0].startswith("0 baseline") and labels[1].startswith("9 trick9")
+    assert all(label.startswith("beyond the ladder: pretrained") for label in labels[2:])
+    # Not rung 0's colour and marker, which its number 10 would give it.
+    for line in val_lines[2:]:
+        assert line.get_color() not in figures.RUNG_COLOURS and line.get_marker() not in figures.RUNG_MARKERS
+    title = figures.run_title(beyond[-1].runs[0])
+    assert title.startswith("pretrained (beyond the ladder): ") and "rung 10" not in title

@@ -194,3 +194,17 @@ def test_a_marker_whose_run_went_on_is_skipped_with_the_reason(tmp_path, monkeyp
     files.write_csv(os.path.join(run_dir, "history.csv"), rows + [{**rows[-1], "epoch": "3"}], list(rows[0]))
     assert main([]) == 0
     assert "the run went on after its stop and was interrupted" in capsys.readouterr().err
+
+
+def test_a_run_of_the_step_beyond_the_ladder_gets_its_row_and_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    write_run("experiments", name="trick9")
+    write_run("experiments", name="pretrained")
+    assert main([]) == 0
+    out, err = capsys.readouterr()
+    assert "from 2 runs (0 skipped)" in out and err == ""
+    page = (tmp_path / "experiments" / "README.md").read_text()
+    assert page.index("| 9 trick9 |") < page.index("| beyond the ladder: pretrained |") < page.index("Columns:")
+    assert "| 10 pretrained |" not in page
+    made = os.listdir(tmp_path / "experiments" / "figures")
+    assert {"pretrained-jax-seed0-curves.png", "pretrained-jax-seed0-classes.png", "ladder.png"} <= set(made)

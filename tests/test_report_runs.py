@@ -1,5 +1,6 @@
 """kcifar.report.runs: reading, checking and grouping run folders."""
 
+import importlib
 import json
 import os
 import statistics
@@ -250,3 +251,25 @@ def test_runs_that_recorded_the_data_by_its_path_share_the_data_of_those_that_na
     ("ladder", "full", "ladder.png"), ("epochs", "full", "epochs.png"), ("ladder", "small", "ladder-small.png")])
 def test_budget_figure(kind, budget, name):
     assert runs.budget_figure(kind, budget) == name
+
+
+def test_a_step_beyond_the_ladder_is_compared_with_its_own_config(tmp_path):
+    plain = runs.load_run(write_run(tmp_path / "a", name="pretrained"))
+    assert plain.variant == () and plain.budget == "full"
+    changed = runs.load_run(write_run(tmp_path / "b", name="pretrained", config_changes={"head_epochs": 3, "dropout": 0.5}))
+    assert changed.variant == (("dropout", 0.5), ("head_epochs", 3))
+    # Other epochs than its own module's: a quick check, not its result.
+    assert runs.load_run(write_run(tmp_path / "c", name="pretrained", epochs=1,
+                                   config_changes={"epochs": 1})).budget == "custom"
+
+
+def test_a_step_beyond_the_ladder_is_grouped_after_the_rungs_with_no_lecture_figure(tmp_path):
+    write_run(tmp_path, name="pretrained")
+    write_run(tmp_path, name="trick9")
+    write_run(tmp_path, name="baseline")
+    groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
+    assert [(g.label, g.beyond) for g in groups] == [
+        ("0 baseline", False), ("9 trick9", False), ("beyond the ladder: pretrained", True)]
+    assert groups[-1].lecture is None and groups[-1].first["rung"] == 10
+    assert runs.step("pretrained") is importlib.import_module("kcifar.experiments.pretrained")
+    assert runs.step("trick4") is rung("trick4") and runs.step("trick99") is None

@@ -1,5 +1,6 @@
 """kcifar.report.table: the Markdown table and page hold the files' numbers."""
 
+import importlib
 import os
 
 import pytest
@@ -90,6 +91,7 @@ def test_page_links_figures_lists_data_skipped_and_searches(tmp_path):
         assert f"]({name}/)" in text
     assert f"1. `{DATA['description']}`: 900 train / 100 validation / 100 test images; {DATA['notes'][0]}" in text
     assert "- `experiments/half`: no metrics.json" in text
+    assert "beyond the ladder" not in text  # no such step among the runs
     assert "### trick4-random" in text and "val_accuracy 0.4700" in text
     assert "(../tuner_runs/trick4-random/summary.png)" in text
 
@@ -186,3 +188,39 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert "At or above the lecture's figure: rung 0, 2. Below it: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
     assert "what the tricks do at full scale" in table.budget_summary("small", groups)
+
+
+def test_a_step_beyond_the_ladder_has_its_own_row_after_the_rungs_and_no_lecture_figure(tmp_path):
+    out = tmp_path / "experiments"
+    write_run(out, name="pretrained", test_accuracy=0.9, train_accuracy=0.95)
+    write_run(out, name="trick8", test_accuracy=0.6)
+    write_run(out, name="trick9", test_accuracy=0.7)
+    write_run(out / "small", name="pretrained", budget="small", epochs=2)
+    found = runs.collect([str(out)])[0]
+    text = table.page(runs.group_runs(found), runs.short_names([r.path for r in found]), [], [], str(out))
+
+    full, small = text.split("## The ladder: full schedule\n")[1].split("## The ladder: small budget\n")
+    small, rest = small.split("Columns:\n")
+    change = importlib.import_module("kcifar.experiments.pretrained").CONFIG.change
+    assert [(row[0], row[2]) for row in rows_of(full)] == [
+        ("8 trick8", "~93%"), ("9 trick9", "~94.5%"), ("beyond the ladder: pretrained", "")]
+    assert rows_of(full)[2][1] == change and len(rows_of(full)[2]) == len(table.COLUMNS)
+    # Empty in every budget, not "-": the lecture has no such step at all.
+    assert [row[:3] for row in rows_of(small)] == [["beyond the ladder: pretrained", change, ""]]
+    # From rung 9 to the step beyond is no step of the ladder; its runs are counted apart.
+    assert "3 runs of 2 rungs and of pretrained (beyond the ladder), 900 training images, 3 epochs." in full
+    assert "Test accuracy rises at 1 of 1 step from one rung to the next." in full
+    assert "Best on validation: pretrained, beyond the ladder (91.00%)." in full
+    assert "1 run of pretrained (beyond the ladder), 900 training images, 2 epochs." in small
+    assert "- **beyond the ladder**: a step after the ladder's last rung" in rest and "(`pretrained`;" in rest
+    assert "### pretrained-jax-seed0\n" in rest and "(figures/pretrained-jax-seed0-curves.png)" in rest
+
+
+def test_a_stopped_run_of_a_step_beyond_the_ladder_is_named_so(tmp_path):
+    marker = {"name": "pretrained", "rung": 10, "epochs_done": 3, "epochs_planned": 10, "val_accuracy": 0.8,
+              "reason": "time-limit", "stopped_at": "2026-01-01T00:00:00+00:00", "backend": "jax",
+              "device": "cpu: x86_64 x2"}
+    stopped = runs.Partial(path=str(tmp_path / "pretrained-jax-seed0"), marker=marker, history=[],
+                           settings={"config": {}})
+    assert rows_of(table.partial_section([stopped], str(tmp_path)))[0][:3] == [
+        "beyond the ladder: pretrained", "full", "3/10"]

@@ -69,7 +69,9 @@ def parser():
     p.add_argument("--jobs", type=int, metavar="N",
                    help="with --ladder: copies of each rung trained at once, and the slots of the ladder's "
                         "projection (default 1)")
-    p.add_argument("--rungs", metavar="LIST", help="with --ladder: comma-separated rungs (default: all ten)")
+    p.add_argument("--rungs", metavar="LIST",
+                   help="with --ladder: comma-separated rungs, and steps beyond the ladder such as pretrained "
+                        "(default: the ten rungs)")
     p.add_argument("--devices", metavar="LIST",
                    help="with --ladder: GPUs for the children, e.g. 0,1 (round robin by slot; default: every "
                         "child sees every device)")

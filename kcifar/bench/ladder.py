@@ -7,8 +7,10 @@ rung through the project's own path (`ladder_worker`), so the figures are
 those of N runs sharing the machine. A rung's projection is its start-up
 and first step, then every epoch's steps and validation pass, then the
 test pass (`projected_seconds`); the ladder's is the makespan of the rungs,
-costliest first by `kcifar.cost`, on N slots (`schedule`). This process
-never imports Keras.
+costliest first by `kcifar.cost`, on N slots (`schedule`). A step beyond
+the ladder (`--rungs pretrained`) is measured and projected the same way,
+phase by phase, and kept out of the ladder's projection. This process never
+imports Keras.
 """
 
 import heapq
@@ -28,7 +30,7 @@ from kcifar.cli import UsageError
 from kcifar.data import DataError, load
 from kcifar.data.loader import FULL_COUNTS, source_name
 from kcifar.data.split import TRAIN_SAMPLE_SIZE, default_val_size
-from kcifar.experiments import RUNGS, rung
+from kcifar.experiments import BEYOND, RUNGS, step
 from kcifar.ladder import parallel
 
 FORMAT = 1  # of the results file
@@ -56,14 +58,16 @@ DESCRIBED = ("backend", "backend_version", "keras_version", "device", "python", 
 
 
 def parse_rungs(spec):
-    """The rungs of `--rungs baseline,trick9` (every rung when None), in ladder order."""
+    """The rungs of `--rungs baseline,trick9` (every rung when None), in
+    ladder order, then the steps beyond it that are named."""
     if spec is None:
         return list(RUNGS)
     names = [n.strip() for n in spec.split(",") if n.strip()]
-    unknown = [n for n in names if n not in RUNGS]
+    unknown = [n for n in names if n not in RUNGS + BEYOND]
     if unknown or not names:
-        raise UsageError(f"--rungs must be a comma-separated list of {', '.join(RUNGS)}. Received: --rungs {spec}")
-    return [n for n in RUNGS if n in names]
+        raise UsageError(f"--rungs must be a comma-separated list of {', '.join(RUNGS + BEYOND)}. "
+                         f"Received: --rungs {spec}")
+    return [n for n in RUNGS + BEYOND if n in names]
 
 
 def check_args(args):
@@ -90,28 +94,34 @@ def check_args(args):
 
 def batch_sizes(args):
     """Images per step of each rung: --batch-size, else the rung's own."""
-    return {name: args.batch_size or rung(name).CONFIG.batch_size for name in args.rungs}
+    return {name: args.batch_size or step(name).CONFIG.batch_size for name in args.rungs}
 
 
 def projected_seconds(figures, epochs, splits, batch_size):
     """A rung's wall time at its full schedule, from its measured parts:
     start-up + first step + epochs x (steps per epoch x step + (validation
     images + the clean training sample) x time per image) + test images x
-    time per image.
+    time per image. A step in phases counts each phase's first step and
+    epochs at its own step time.
 
     Args:
         figures: startup_seconds, first_step_seconds, step_seconds and
-            validation_seconds_per_image.
-        epochs: the rung's epochs.
+            validation_seconds_per_image; `phases` (each with epochs,
+            first_step_seconds, step_seconds) for a step in phases.
+        epochs: the rung's epochs (a step in phases: its phases' sum).
         splits: images per split: train, val, test.
         batch_size: images per training step.
     """
     steps_per_epoch = math.ceil(splits["train"] / batch_size)
     per_image = figures["validation_seconds_per_image"]
     inference = splits["val"] + min(splits["train"], TRAIN_SAMPLE_SIZE)  # kcifar.train.CleanTrainAccuracy
-    epoch = steps_per_epoch * figures["step_seconds"] + inference * per_image
-    return (figures["startup_seconds"] + figures["first_step_seconds"] + epochs * epoch
-            + splits["test"] * per_image)
+    phases = figures.get("phases") or [{"epochs": epochs, **{k: figures[k] for k in ("first_step_seconds",
+                                                                                      "step_seconds")}}]
+    total = figures["startup_seconds"] + splits["test"] * per_image
+    for phase in phases:
+        epoch = steps_per_epoch * phase["step_seconds"] + inference * per_image
+        total += phase["first_step_seconds"] + phase["epochs"] * epoch
+    return total
 
 
 def schedule(seconds, jobs):
@@ -186,22 +196,33 @@ def run_copies(spec, what, jobs, devices, base_env, tmp, cwd):
 
 
 def rung_entry(name, copies, splits, batch_size):
-    """A rung's figures: each copy's, with its projection, and their medians."""
-    config = rung(name).CONFIG
+    """A rung's figures: each copy's, with its projection, and their medians.
+    A step in phases has its operations counted by its children, from the
+    built model (`kcifar.cost` counts a rung's from its config)."""
+    config = step(name).CONFIG
     for copy in copies:
         copy["projected_seconds"] = round(projected_seconds(copy, config.epochs, splits, batch_size), 1)
     entry = {"rung": config.rung, "change": config.change, "epochs": config.epochs, "batch_size": batch_size,
-             "steps_per_epoch": math.ceil(splits["train"] / batch_size),
-             "training_flops": cost.training_flops(config, splits["train"]),
-             "copies": copies}
+             "steps_per_epoch": math.ceil(splits["train"] / batch_size)}
+    if "phases" in copies[0]:
+        phases = [{"epochs": phase["epochs"], "step_flops": phase["step_flops"],
+                   **{key: round(statistics.median(c["phases"][i][key] for c in copies), FIGURES[key])
+                      for key in ("first_step_seconds", "step_seconds")}}
+                  for i, phase in enumerate(copies[0]["phases"])]
+        entry.update(forward_flops=copies[0]["forward_flops"], phases=phases,
+                     training_flops=sum(p["epochs"] * p["step_flops"] for p in phases) * splits["train"])
+    else:
+        entry["training_flops"] = cost.training_flops(config, splits["train"])
+    entry["copies"] = copies
     entry.update({key: round(statistics.median(c[key] for c in copies), digits) for key, digits in FIGURES.items()})
     entry["projected_minutes"] = round(entry["projected_seconds"] / 60, 1)
     return entry
 
 
 def ladder_entry(rungs, jobs, splits):
-    """The ladder's projection for `jobs` slots (rungs: name -> rung_entry)."""
-    configs = {name: rung(name).CONFIG for name in rungs}
+    """The ladder's projection for `jobs` slots (rungs: name -> rung_entry,
+    of the ladder's rungs only)."""
+    configs = {name: step(name).CONFIG for name in rungs}
     order = cost.costliest_first(configs, splits["train"])
     planned = schedule({name: rungs[name]["projected_seconds"] for name in order}, jobs)
     return {"jobs": jobs, "order": order, "slots": planned["slots"],
@@ -230,14 +251,18 @@ def measure_backend(backend, args, spec, sizes, splits, root, tmp):
     print(f"{backend}: augmentation block alone ...", flush=True)
     (augmentation,) = run_copies({**spec, "task": "augmentation"}, f"{backend} augmentation", 1, args.devices,
                                  base, tmp, cwd)
-    return {**described, "rungs": rungs, "ladder": ladder_entry(rungs, args.jobs, splits),
+    beyond = {name: rungs.pop(name) for name in list(rungs) if name in BEYOND}
+    return {**described, "rungs": rungs, **({"beyond": beyond} if beyond else {}),
+            "ladder": ladder_entry(rungs, args.jobs, splits) if rungs else None,
             "augmentation_images_per_second": augmentation, "seconds": round(time.perf_counter() - started, 1)}
 
 
 def row_text(entry):
+    phases = "".join(f"; phase {i}: first step {phase['first_step_seconds']:.1f} s, step "
+                     f"{phase['step_seconds'] * 1000:.0f} ms" for i, phase in enumerate(entry.get("phases", [])[1:], 2))
     return (f"start-up {entry['startup_seconds']:.1f} s, first step {entry['first_step_seconds']:.1f} s, "
             f"step {entry['step_seconds'] * 1000:.0f} ms ({entry['images_per_second']:.1f} img/s), "
-            f"validation {entry['validation_seconds_per_image'] * 1000:.2f} ms/img; "
+            f"validation {entry['validation_seconds_per_image'] * 1000:.2f} ms/img{phases}; "
             f"projected {entry['projected_minutes']:.1f} min")
 
 
@@ -253,17 +278,24 @@ def table(results):
            f"{'backend':11}{'rung':10}{'start-up s':>11}{'1st step s':>11}{'step ms':>10}{'img/s':>9}"
            f"{'val ms/img':>11}{'projected min':>15}"]
     for backend, r in results["backends"].items():
-        for name, e in r["rungs"].items():
+        for name, e in {**r["rungs"], **r.get("beyond", {})}.items():
             out.append(f"{backend:11}{name:10}{e['startup_seconds']:11.1f}{e['first_step_seconds']:11.1f}"
                        f"{e['step_seconds'] * 1000:10.0f}{e['images_per_second']:9.1f}"
                        f"{e['validation_seconds_per_image'] * 1000:11.3f}{e['projected_minutes']:15.1f}")
     out.append("")
     for backend, r in results["backends"].items():
+        for name, e in r.get("beyond", {}).items():
+            phases = "; ".join(f"phase {i}: {p['epochs']} epochs of {p['step_seconds'] * 1000:.0f} ms steps, "
+                               f"{p['step_flops'] / 1e6:.0f} MFLOP an image a step"
+                               for i, p in enumerate(e["phases"], start=1))
+            out.append(f"{backend}: {name}, beyond the ladder: {e['forward_flops'] / 1e6:.0f} MFLOP forward an "
+                       f"image; {phases}")
         lad = r["ladder"]
-        out.append(f"{backend}: the ladder with --jobs {lad['jobs']}: {lad['makespan_minutes']:.1f} min "
-                   f"({lad['makespan_seconds'] / 3600:.1f} h; the rungs' sum {lad['sum_seconds'] / 60:.1f} min)")
-        if lad["jobs"] > 1:
-            out += [f"{backend}:   slot {i}: " + ", ".join(names) for i, names in enumerate(lad["slots"])]
+        if lad is not None:  # None when only steps beyond the ladder were measured
+            out.append(f"{backend}: the ladder with --jobs {lad['jobs']}: {lad['makespan_minutes']:.1f} min "
+                       f"({lad['makespan_seconds'] / 3600:.1f} h; the rungs' sum {lad['sum_seconds'] / 60:.1f} min)")
+            if lad["jobs"] > 1:
+                out += [f"{backend}:   slot {i}: " + ", ".join(names) for i, names in enumerate(lad["slots"])]
         speed = r["augmentation_images_per_second"]
         out.append(f"{backend}: {speed['rung']} augmentation alone: "
                    + ", ".join(f"{v} images/s at batch {k}" for k, v in speed.items() if k != "rung"))

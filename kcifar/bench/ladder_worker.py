@@ -3,8 +3,8 @@ children of `python -m kcifar.bench --ladder` (`kcifar.bench.ladder`).
 
     python -m kcifar.bench.ladder_worker SPEC.json RESULT.json
 
-The rung trains as `kcifar.train.train` trains it (`KerasPath`:
-`compile_model`, `TrainBatches` and `fit`, the model's augmentation block
+The rung trains as `kcifar.train.train` trains it (`KerasPath`: its
+recipe's compile, `TrainBatches` and `fit`, the model's augmentation block
 included), and is timed in four parts: start-up, from this process's start
 to the compiled model (imports, data, build); the first step, which
 compiles; the steady step, over `windows` windows of `steps` steps; and
@@ -47,48 +47,78 @@ def validation_seconds(model, x, y, batch_size, windows):
 
 def rung_figures(spec, started):
     """Measures the rung of `spec`; `started` is this process's start
-    (`time.time()`'s clock). Returns a JSON-ready dict of figures."""
+    (`time.time()`'s clock). Returns a JSON-ready dict of figures.
+
+    A step that trains in phases (the pretrained step) is timed in each:
+    the figures' first step and steady step are phase 1's, and `phases`
+    lists every phase's epochs, first step after its recompile, steady step
+    and operations per image of a step (`flops.step_flops`, which counts a
+    frozen backbone's forward pass alone).
+    """
     import kcifar
     from kcifar import runtime
+    from kcifar.bench import flops
     from kcifar.bench.keras_path import KerasPath
     from kcifar.bench.timing import clocks, since
     from kcifar.bench.worker import synthetic_data
+    from kcifar.config import PretrainedConfig
     from kcifar.data import load
-    from kcifar.experiments import rung
+    from kcifar.experiments import step
     from kcifar.ladder.parallel import usable_cpus
 
-    config = rung(spec["rung"]).CONFIG
+    config = step(spec["rung"]).CONFIG
     if spec["batch_size"]:
         config = config.replace(batch_size=spec["batch_size"])
+    recipe = None
+    if isinstance(config, PretrainedConfig):
+        from kcifar.pretrained import FineTune
+
+        recipe = FineTune(None)  # random weights: ImageNet's cost the same, and need no download
     runtime.start_run(spec["precision"], spec["seed"])  # as kcifar.train starts a run
     data = load(spec["data"]) if spec["data"] else synthetic_data(spec["seed"])
-    path = KerasPath(config, data, spec["seed"])
+    path = KerasPath(config, data, spec["seed"], recipe=recipe)
     startup = time.time() - started
 
-    start = clocks()
-    path.fit_window(1)
-    first_step = since(start)[0]  # the whole first fit call: it builds and compiles
-    if spec["warmup"]:
-        path.fit_window(spec["warmup"])
-    windows = [path.fit_window(spec["steps"]) for _ in range(spec["windows"])]
+    def steps():
+        """The first step's seconds and the steady windows' (wall, CPU)
+        seconds a step, in the phase the model is in."""
+        start = clocks()
+        path.fit_window(1)
+        first = since(start)[0]  # the whole first fit call: it builds and compiles
+        if spec["warmup"]:
+            path.fit_window(spec["warmup"])
+        windows = [path.fit_window(spec["steps"]) for _ in range(spec["windows"])]
+        return first, [(wall / spec["steps"], cpu / spec["steps"]) for wall, cpu in windows]
+
+    first_step, windows = steps()
     x_val, y_val = validation_slice(data, config.batch_size, spec["steps"])
     first_val, val_times = validation_seconds(path.model, x_val, y_val, config.batch_size, spec["windows"])
-
-    step = statistics.median(wall / spec["steps"] for wall, _ in windows)
-    return {
+    figures = {
         **runtime.describe(), "kcifar": kcifar.__version__, "slot": spec["slot"], "cpus": len(usable_cpus()),
         "startup_seconds": round(startup, 3),
         "first_step_seconds": round(first_step, 3),
-        "step_seconds": round(step, 5),
-        "windows_step_seconds": [round(wall / spec["steps"], 5) for wall, _ in windows],
-        "cpu_seconds_per_step": round(statistics.median(cpu / spec["steps"] for _, cpu in windows), 5),
-        "images_per_second": round(config.batch_size / step, 2),
+        "step_seconds": round(statistics.median(wall for wall, _ in windows), 5),
+        "windows_step_seconds": [round(wall, 5) for wall, _ in windows],
+        "cpu_seconds_per_step": round(statistics.median(cpu for _, cpu in windows), 5),
+        "images_per_second": round(config.batch_size / statistics.median(wall for wall, _ in windows), 2),
         # Reported, not projected: the projection counts validation at its steady rate.
         "first_validation_seconds": round(first_val, 3),
         "validation_images": len(y_val),
         "validation_seconds_per_image": round(statistics.median(val_times) / len(y_val), 8),
         "windows_validation_seconds": [round(t, 4) for t in val_times],
     }
+    ends = path.recipe.phase_ends(config)
+    if len(ends) > 1:
+        figures["forward_flops"] = flops.model_flops(path.model)[0]
+        figures["phases"] = []
+        for number, (begin, end) in enumerate(zip([0, *ends[:-1]], ends), start=1):
+            if number > 1:
+                path.set_phase(number)
+                first_step, windows = steps()
+            figures["phases"].append({"epochs": end - begin, "first_step_seconds": round(first_step, 3),
+                                      "step_seconds": round(statistics.median(w for w, _ in windows), 5),
+                                      "step_flops": flops.step_flops(path.model)})
+    return figures
 
 
 def augmentation_figures(spec):

@@ -22,3 +22,11 @@ def rung(name):
     if name not in RUNGS:
         raise ValueError(f"unknown rung {name!r}; one of {', '.join(RUNGS)}")
     return importlib.import_module(f"kcifar.experiments.{name}")
+
+
+def step(name):
+    """The module of a rung or of a step beyond the ladder, by name;
+    ValueError for an unknown one."""
+    if name not in RUNGS + BEYOND:
+        raise ValueError(f"unknown step {name!r}; one of {', '.join(RUNGS + BEYOND)}")
+    return importlib.import_module(f"kcifar.experiments.{name}")

@@ -5,11 +5,10 @@ Train one with `python -m kcifar.experiments.<rung>`, a range with
 """
 
 import argparse
-import importlib
 import sys
 
 from kcifar import cli, cost
-from kcifar.experiments import BEYOND, RUNGS, rung
+from kcifar.experiments import BEYOND, RUNGS, rung, step
 
 
 def main(argv=None):
@@ -25,9 +24,10 @@ def main(argv=None):
         mflop = cost.forward_flops(module.CONFIG) / 1e6
         lecture = "-" if module.LECTURE is None else f"~{100 * module.LECTURE:g}%"
         print(f"{name:9} {module.CONFIG.rung:4}  {lecture:>7}  {mflop:18.0f}  {module.CONFIG.change}")
-    print("beyond the ladder (a backbone's cost is not counted from its config):")
+    print("beyond the ladder (a backbone's cost is counted from the built model: "
+          "python -m kcifar.bench --ladder --rungs NAME):")
     for name in BEYOND:
-        module = importlib.import_module(f"kcifar.experiments.{name}")
+        module = step(name)
         print(f"{name:10} {module.CONFIG.rung:3}  {'-':>7}  {'-':>18}  {module.CONFIG.change}")
     return 0
 

@@ -20,8 +20,8 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FormatStrFormatter
 
 from kcifar import files
-from kcifar.experiments import RUNGS
-from kcifar.report.runs import CUSTOM, FULL, data_label, lecture_of, lecture_text
+from kcifar.experiments import BEYOND, RUNGS
+from kcifar.report.runs import CUSTOM, FULL, data_label, is_beyond, lecture_of, lecture_text
 from kcifar.data.split import TRAIN_SAMPLE_SIZE
 from kcifar.results import CLEAN_ACCURACY
 
@@ -37,6 +37,14 @@ GAP_BAR = dict(edgecolor="0.25", hatch="\\\\\\\\", linewidth=0)  # leaning the o
 RUNG_COLOURS = ("#332288", "#88CCEE", "#44AA99", "#117733", "#999933",
                 "#DDCC77", "#CC6677", "#882255", "#AA4499", "#000000")
 RUNG_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "*")
+# Steps beyond the ladder: grey, and markers no rung uses, so that no step
+# takes a rung's look from its number.
+BEYOND_COLOUR = "#888888"
+BEYOND_MARKERS = ("h", "p", "d")
+# The ladder chart's space between the last rung and the first step beyond
+# the ladder, in slots: room for the dashed line that ends the ladder.
+BEYOND_SPACE = 0.5
+BEYOND_LINE = dict(color="0.3", ls="--", lw=1)
 # Bars of one backend, device, precision and data set share a colour: the
 # Okabe-Ito colours, made for colour-blind readers.
 SERIES_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000", "#F0E442")
@@ -93,8 +101,9 @@ def accuracy_limits(values, least_span=20):
 def run_title(run):
     m = run.metrics
     budget = {FULL: "", CUSTOM: ", custom run"}.get(run.budget, f", {run.budget} budget")
+    step = "beyond the ladder" if is_beyond(m["name"]) else f"rung {m['rung']}"
     return (
-        f"{m['name']} (rung {m['rung']}): {m['change']}\n"
+        f"{m['name']} ({step}): {m['change']}\n"
         f"{m['backend']} {m['backend_version']}, {m['device']}, {m['precision']}, seed {m['seed']}, "
         f"{m['epochs']} epoch{'s' * (m['epochs'] != 1)}{budget}, batch {m['batch_size']}; "
         f"data: {data_label(m['data'])}"
@@ -197,13 +206,28 @@ def ladder(groups, path, budget=FULL):
     """Test and training accuracy per rung, the gap between them shaded, and
     the lecture's figure beside each rung where `budget` is the full one (the
     lecture reports full training only). Groups of one rung side by side;
-    mean and spread over seeds."""
+    mean and spread over seeds. Steps beyond the ladder come after a dashed
+    line, under their names, with no lecture figure: their numbers are no
+    rung's.
+
+    Args:
+        groups: the `Group`s of one budget.
+        path: the PNG to write.
+        budget: the budget they were trained on.
+    """
     lecture_shown = budget == FULL
-    numbers = sorted(set(range(len(RUNGS))) | {g.first["rung"] for g in groups})
+    rungs = [g for g in groups if not g.beyond]
+    numbers = sorted(set(range(len(RUNGS))) | {g.first["rung"] for g in rungs})
     series, datasets = _series(groups)
     colour = {s: SERIES_COLOURS[i % len(SERIES_COLOURS)] for i, s in enumerate(series)}
-    by_rung = {n: [g for g in groups if g.first["rung"] == n] for n in numbers}
-    slots = max(lecture_shown + len(members) for members in by_rung.values()) or 1
+    by_rung = {n: [g for g in rungs if g.first["rung"] == n] for n in numbers}
+    by_step = {}
+    for group in groups:
+        if group.beyond:
+            by_step.setdefault(group.first["name"], []).append(group)
+    beyond_x = [len(numbers) + BEYOND_SPACE + i for i in range(len(by_step))]
+    slots = max([lecture_shown + len(members) for members in by_rung.values()]
+                + [len(members) for members in by_step.values()]) or 1
     width = 0.84 / slots
     with _figure("ladder", path) as fig:
         ax = fig.subplots()
@@ -216,13 +240,22 @@ def ladder(groups, path, budget=FULL):
                 _label(ax, x + offsets[0], f"{lecture_text(lecture)} lecture")
             for group, offset in zip(members, offsets[lecture_shown:]):
                 _group_bars(ax, group, x + offset, width, colour[group.runs[0].series])
+        for x, members in zip(beyond_x, by_step.values()):
+            offsets = (np.arange(len(members)) - (len(members) - 1) / 2) * width
+            for group, offset in zip(members, offsets):
+                _group_bars(ax, group, x + offset, width, colour[group.runs[0].series])
+        if by_step:
+            ax.axvline(len(numbers) - 0.5 + BEYOND_SPACE / 2, **BEYOND_LINE)
         if not groups:
             ax.text(0.5, 0.5, "no finished runs yet: only the lecture's figures", transform=ax.transAxes,
                     ha="center", fontsize=12, bbox=dict(facecolor="white", edgecolor="0.5"))
-        ax.set(ylim=(0, 101), ylabel="accuracy (%)", xlabel="rung", xlim=(-0.6, len(numbers) - 0.4))
+        right = beyond_x[-1] + 0.6 if by_step else len(numbers) - 0.4
+        ax.set(ylim=(0, 101), ylabel="accuracy (%)", xlabel="rung", xlim=(-0.6, right))
         ax.grid(axis="y", alpha=0.3)
         names = [RUNGS[n] if 0 <= n < len(RUNGS) else "" for n in numbers]
-        ax.set_xticks(range(len(numbers)), [f"{n}\n{name}" for n, name in zip(numbers, names)])
+        ax.set_xticks([*range(len(numbers)), *beyond_x],
+                      [f"{n}\n{name}" for n, name in zip(numbers, names)]
+                      + [f"beyond the ladder\n{name}" for name in by_step])
         handles = [Patch(label="lecture (reported test accuracy)", **LECTURE_BAR)] if lecture_shown else []
         handles += [Patch(color=colour[s], label=_series_label(s, len(datasets))) for s in series]
         if groups:
@@ -234,6 +267,9 @@ def ladder(groups, path, budget=FULL):
         if any(len(g.runs) > 1 for g in groups):
             handles += [Line2D([], [], color="black", marker="o", ms=3, ls="none", label="one seed's test accuracy"),
                         Line2D([], [], color="black", lw=1, label="error bar: +-1 std over seeds")]
+        if by_step:
+            handles.append(Line2D([], [], **BEYOND_LINE, label="end of the ladder; to its right, steps beyond it "
+                                                               "(no lecture figure)"))
         fig.legend(handles=handles, loc="outside lower center", fontsize=8, ncols=3)
         what = "test and training accuracy per rung"
         if lecture_shown:
@@ -287,7 +323,8 @@ def per_epoch(group):
 
 def epochs(groups, path, budget=FULL):
     """Every rung's validation accuracy per epoch, and its gap per epoch
-    (training minus validation accuracy), one line per group."""
+    (training minus validation accuracy), one line per group; a step beyond
+    the ladder in grey, under its name."""
     series, datasets = _series(groups)
     style = {s: SERIES_LINES[i % len(SERIES_LINES)] for i, s in enumerate(series)}
     with _figure("epochs", path) as fig:
@@ -297,15 +334,20 @@ def epochs(groups, path, budget=FULL):
             number = group.first["rung"]
             x, val, gap = per_epoch(group)
             all_epochs += x
-            label = f"{number} {group.first['name']}"
+            label = group.label
             if len(series) > 1:
                 label += f" ({_series_label(group.runs[0].series, len(datasets)).removeprefix('ours: ')})"
             if group.runs[0].variant:
                 label += ", changed config"
             if len(group.runs) > 1:
                 label += f", mean of {len(group.runs)} seeds"
-            line = dict(color=RUNG_COLOURS[number % len(RUNG_COLOURS)], marker=RUNG_MARKERS[number % len(RUNG_MARKERS)],
-                        ls=style[group.runs[0].series], ms=5, lw=1.5, markevery=max(1, len(x) // 10))
+            if group.beyond:
+                look = dict(color=BEYOND_COLOUR, marker=BEYOND_MARKERS[BEYOND.index(group.first["name"])
+                                                                   % len(BEYOND_MARKERS)])
+            else:
+                look = dict(color=RUNG_COLOURS[number % len(RUNG_COLOURS)],
+                            marker=RUNG_MARKERS[number % len(RUNG_MARKERS)])
+            line = dict(**look, ls=style[group.runs[0].series], ms=5, lw=1.5, markevery=max(1, len(x) // 10))
             if group.runs[0].variant:  # the rung's colour and marker, hollow: told apart from the rung itself
                 line.update(mfc="white", lw=1.0)
             val_ax.plot(x, val, label=label, **line)

@@ -15,7 +15,8 @@ import re
 from kcifar import files
 from kcifar.budgets import FULL  # also the budget of runs that record none: each rung's own schedule
 from kcifar.data.loader import SUBSET_NOTE, named_description
-from kcifar.experiments import RUNGS, rung
+from kcifar import experiments
+from kcifar.experiments import BEYOND, RUNGS
 from kcifar import results
 from kcifar.results import HISTORY_FILE, METRICS_FILE, METRICS_FORMAT, PARTIAL_FILE, PARTIAL_FORMAT, SETTINGS_FILE
 
@@ -78,10 +79,11 @@ class Run:
     @property
     def variant(self):
         """(field, value) pairs where the run's config differs from the one
-        its rung trains under its budget."""
-        if not self.settings or self.metrics["name"] not in RUNGS:
+        its rung (or step beyond the ladder) trains under its budget."""
+        module = step(self.metrics["name"]) if self.settings else None
+        if module is None:
             return ()
-        default, ignored = budget_config(rung(self.metrics["name"]).CONFIG, self.recorded_budget)
+        default, ignored = budget_config(module.CONFIG, self.recorded_budget)
         default = default.to_dict()
         return tuple(
             (k, v) for k, v in sorted(self.config.items())
@@ -100,7 +102,8 @@ class Run:
         m = self.metrics
         # The rung's own config first, then its variants.
         variant = (len(self.variant), _canonical(self.variant))
-        return (budget_order(self.budget), m["rung"], m["name"], variant, m["epochs"], m["batch_size"]) + self.series
+        return (budget_order(self.budget), is_beyond(m["name"]), m["rung"], m["name"], variant, m["epochs"],
+                m["batch_size"]) + self.series
 
     @property
     def sort_key(self):
@@ -126,7 +129,8 @@ class Partial:
     @property
     def sort_key(self):
         m = self.marker
-        return (budget_order(self.budget), m["rung"], m["name"], m["backend"], self.settings.get("seed", 0), self.path)
+        return (budget_order(self.budget), is_beyond(m["name"]), m["rung"], m["name"], m["backend"],
+                self.settings.get("seed", 0), self.path)
 
 
 def section(budget, name, config, data):
@@ -145,9 +149,44 @@ def section(budget, name, config, data):
         return budget
     if any(note.startswith(SUBSET_NOTE) for note in data.get("notes", ())):
         return CUSTOM
-    if name in RUNGS and config.get("epochs", rung(name).CONFIG.epochs) != rung(name).CONFIG.epochs:
+    module = step(name)
+    if module is not None and config.get("epochs", module.CONFIG.epochs) != module.CONFIG.epochs:
         return CUSTOM
     return FULL
+
+
+def step(name):
+    """The module of a rung or of a step beyond the ladder (its CONFIG and
+    LECTURE), imported by name.
+
+    Args:
+        name: a run's name (metrics.json's "name").
+
+    Returns:
+        The module, or None for a name that is neither, such as a rung of
+        another version of the ladder: such a run is shown without a rung's
+        config to compare with.
+    """
+    try:
+        return experiments.step(name)
+    except ValueError:
+        return None
+
+
+def is_beyond(name):
+    """Whether `name` is a step beyond the ladder (`kcifar.experiments.BEYOND`)."""
+    return name in BEYOND
+
+
+def step_label(number, name):
+    """How the report names a run's step: "4 trick4" for a rung, "beyond the
+    ladder: pretrained" for a step after it, whose number is no rung's.
+
+    Args:
+        number: the recorded rung number.
+        name: the recorded name.
+    """
+    return f"beyond the ladder: {name}" if is_beyond(name) else f"{number} {name}"
 
 
 def _canonical(value):
@@ -353,13 +392,25 @@ class Group:
         return self.runs[0].budget
 
     @property
+    def beyond(self):
+        """Whether the group's runs are of a step beyond the ladder."""
+        return is_beyond(self.first["name"])
+
+    @property
+    def label(self):
+        """The name the table and figures give the group's step (`step_label`)."""
+        return step_label(self.first["rung"], self.first["name"])
+
+    @property
     def lecture(self):
-        return lecture_of(self.first["rung"])
+        # A step beyond the ladder has a number after the last rung's, and
+        # the lecture no figure for it.
+        return None if self.beyond else lecture_of(self.first["rung"])
 
 
 def lecture_of(number):
     """The test accuracy the lecture reports for rung `number`, or None."""
-    return rung(RUNGS[number]).LECTURE if 0 <= number < len(RUNGS) else None
+    return step(RUNGS[number]).LECTURE if 0 <= number < len(RUNGS) else None
 
 
 def lecture_text(value):

@@ -11,7 +11,7 @@ import os
 from kcifar.data.loader import named_description
 from kcifar.data.split import TRAIN_SAMPLE_SIZE
 from kcifar.report.runs import (CUSTOM, FULL, budget_figure, by_budget, code_text, data_key, data_label, data_name,
-                                lecture_text)
+                                lecture_text, step_label)
 from kcifar.results import counted, summary_line
 from kcifar.tune.summary import format_best
 
@@ -41,6 +41,11 @@ LEGEND = f"""\
 - **clean gap**: train (clean) minus test: how much better the network knows its training images
   than new ones, with the regularizers' own noise left out.
 - **seconds**: wall-clock time of one run (training, validation, test), mean over the seeds.
+"""
+# Added to LEGEND on the pages that have such a run.
+BEYOND_LEGEND = """\
+- **beyond the ladder**: a step after the ladder's last rung, not one of its rungs ({names}; see
+  `python -m kcifar.experiments`); the lecture reports no figure for it, so its lecture cell is empty.
 """
 
 
@@ -88,7 +93,8 @@ def change_text(group):
 
 def table(groups, all_groups=None):
     """A ladder table: one row per group of runs that differ by seed alone
-    (the groups of one budget; `lecture` says "-" outside the full one).
+    (the groups of one budget; `lecture` says "-" outside the full one, and
+    is empty for a step beyond the ladder, whose rows come last).
     `all_groups`: those of every budget, which the page's data list numbers."""
     numbers = {data_key(d): i for i, d in enumerate(datasets(all_groups or groups), start=1)}
     lines = ["| " + " | ".join(name for name, _ in COLUMNS) + " |",
@@ -97,10 +103,16 @@ def table(groups, all_groups=None):
         m = group.first
         data = m["data"]
         lecture = group.lecture
+        if group.beyond:
+            lecture_cell = ""  # not "n/a" or "-": the lecture has no such step at all
+        elif group.budget != FULL:
+            lecture_cell = "-"
+        else:
+            lecture_cell = "n/a" if lecture is None else lecture_text(lecture)
         row = (
-            f"{m['rung']} {m['name']}",
+            group.label,
             change_text(group),
-            "-" if group.budget != FULL else "n/a" if lecture is None else lecture_text(lecture),
+            lecture_cell,
             percent(group.mean("test_accuracy"), group.spread("test_accuracy")),
             percent(group.mean("train_accuracy"), group.spread("train_accuracy")),
             points(group.mean("gap"), group.spread("gap")),
@@ -165,13 +177,15 @@ def budget_summary(budget, groups):
     and epochs, whether test accuracy rises from rung to rung, the range of
     the gaps, the best rung on validation, how the full schedule stands
     against the lecture, and what the budget cannot show."""
-    own = [g for g in groups if not g.runs[0].variant]  # each rung's own config, not its variants
+    ladder = [g for g in groups if not g.beyond]  # steps beyond it are no rung to step up from or to
+    own = [g for g in ladder if not g.runs[0].variant]  # each rung's own config, not its variants
     runs = sum(len(g.runs) for g in groups)
     images = "/".join(str(n) for n in sorted({g.first["data"]["train"] for g in groups}))
     epochs = sorted({g.first["epochs"] for g in groups})
     epochs = counted(epochs[0], "epoch") if len(epochs) == 1 else "/".join(map(str, epochs)) + " epochs"
-    text = [f"{counted(runs, 'run')} of {counted(len({g.first['rung'] for g in groups}), 'rung')}, "
-            f"{images} training images, {epochs}."]
+    of = [counted(len({g.first["rung"] for g in ladder}), "rung")] if ladder else []
+    of += [f"{name} (beyond the ladder)" for name in dict.fromkeys(g.first["name"] for g in groups if g.beyond)]
+    text = [f"{counted(runs, 'run')} of {' and of '.join(of)}, {images} training images, {epochs}."]
     steps = [(a, b) for a, b in zip(own, own[1:]) if b.first["rung"] == a.first["rung"] + 1
              and a.first["backend"] == b.first["backend"]]
     if steps:
@@ -183,8 +197,8 @@ def budget_summary(budget, groups):
     text.append(f"The gap (running training minus test accuracy) ranges from {points(min(gaps))} to "
                 f"{points(max(gaps))}.")
     best = max(groups, key=lambda g: g.mean("val_accuracy"))
-    text.append(f"Best on validation: rung {best.first['rung']} {best.first['name']} "
-                f"({percent(best.mean('val_accuracy'))}).")
+    best_name = f"{best.first['name']}, beyond the ladder" if best.beyond else f"rung {best.label}"
+    text.append(f"Best on validation: {best_name} ({percent(best.mean('val_accuracy'))}).")
     if budget == FULL:
         versus = [(g, g.mean("test_accuracy") - g.lecture) for g in own if g.lecture is not None]
         reach = [f"{g.first['rung']}" for g, d in versus if d >= 0]
@@ -224,7 +238,7 @@ def partial_section(partial, out_dir):
              "|---|---|---:|---:|---|---|---|---|---|"]
     for run in partial:
         m, link = run.marker, _link(run.path, out_dir)
-        row = (f"{m['rung']} {m['name']}", run.budget, f"{m['epochs_done']}/{m['epochs_planned']}",
+        row = (step_label(m["rung"], m["name"]), run.budget, f"{m['epochs_done']}/{m['epochs_planned']}",
                percent(m["val_accuracy"]), f"{m['reason']}, {m['stopped_at']}", m["backend"], m["device"],
                code_text(m.get("code")), f"[{link}]({link}/)")
         lines.append("| " + " | ".join(_cell(value) for value in row) + " |")
@@ -251,7 +265,9 @@ def page(groups, names, skipped, searches, out_dir, partial=()):
         if budget == FULL and partial:  # the full schedule's unfinished rungs come next to it
             parts.append(partial_section(partial, out_dir))
     if groups:
-        parts += ["Columns:\n", LEGEND, "Data:\n", data_list(groups), "## Runs\n"]
+        beyond = ", ".join(f"`{name}`" for name in dict.fromkeys(g.first["name"] for g in groups if g.beyond))
+        legend = LEGEND + (BEYOND_LEGEND.format(names=beyond) if beyond else "")
+        parts += ["Columns:\n", legend, "Data:\n", data_list(groups), "## Runs\n"]
     for group in groups:
         for run in group.runs:
             name, m = names[run.path], run.metrics
