@@ -6,7 +6,7 @@ import os
 import pytest
 from helpers import DATA, OLD_DATA, SUBSET_DATA, write_run, write_summary
 
-from kcifar import files
+from kcifar import files, results
 from kcifar.report import runs, table
 
 
@@ -188,6 +188,22 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert "At or above the lecture's figure: rung 0, 2. Below it: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
     assert "what the tricks do at full scale" in table.budget_summary("small", groups)
+
+
+def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path):
+    overfits = write_run(tmp_path, name="baseline", epochs=5)
+    write_run(tmp_path, name="trick1", epochs=5)  # the helper's curves: still improving at the end
+    rows = [{**row, "val_accuracy": acc, "val_loss": vl, "loss": tl} for row, acc, vl, tl in zip(
+        results.read_history(overfits), [0.5, 0.7, 0.74, 0.73, 0.72], [1.0, 0.8, 0.9, 1.4, 1.8],
+        [1.6, 0.9, 0.5, 0.2, 0.1])]
+    files.write_csv(os.path.join(overfits, "history.csv"), rows, results.HISTORY_COLUMNS)
+    groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
+    text = table.budget_summary("full", groups)
+    assert ("What the validation curves show: rung 0 baseline peaks at 74.00% on validation in epoch 3 and ends "
+            "at 72.00%; its validation loss rises from 0.80 in epoch 2 to 1.80 while the training loss falls: "
+            "it overfits from about epoch 2; rung 1 trick1 peaks at 51.00% on validation in epoch 5 and ends at "
+            "51.00%.") in text
+    assert "validation curves" not in table.budget_summary("small", groups)
 
 
 def test_a_step_beyond_the_ladder_has_its_own_row_after_the_rungs_and_no_lecture_figure(tmp_path):

@@ -172,11 +172,41 @@ SMALL_CANNOT_SHOW = ("what the tricks do at full scale: a tenth of the images an
                      "so test accuracy may fall where the lecture's rises.")
 
 
+# Validation loss this far above its lowest at the last epoch, while the
+# training loss fell, is overfitting: the epoch-to-epoch and seed-to-seed
+# wobble of the validation loss is a few percent.
+OVERFIT_LOSS_RISE = 1.2
+
+
+def history_note(group):
+    """What a rung's validation curve says, in words: its best validation
+    accuracy against its last, and, when the validation loss ends well above
+    its lowest (`OVERFIT_LOSS_RISE`) while the training loss fell, from
+    which epoch it overfits. Means over the group's seeds.
+
+    Args:
+        group: a `runs.Group` of finished runs.
+    """
+    def mean(key):
+        return [sum(run.history[i][key] for run in group.runs) / len(group.runs)
+                for i in range(len(group.runs[0].history))]
+
+    val, val_loss, loss = mean("val_accuracy"), mean("val_loss"), mean("loss")
+    best, low = val.index(max(val)), val_loss.index(min(val_loss))
+    text = (f"rung {group.label} peaks at {percent(val[best])} on validation in epoch {best + 1} "
+            f"and ends at {percent(val[-1])}")
+    if val_loss[-1] >= OVERFIT_LOSS_RISE * val_loss[low] and loss[-1] < loss[low]:
+        text += (f"; its validation loss rises from {val_loss[low]:.2f} in epoch {low + 1} to {val_loss[-1]:.2f} "
+                 f"while the training loss falls: it overfits from about epoch {low + 1}")
+    return text
+
+
 def budget_summary(budget, groups):
     """A paragraph written from a budget's runs: how many, on how many images
     and epochs, whether test accuracy rises from rung to rung, the range of
     the gaps, the best rung on validation, how the full schedule stands
-    against the lecture, and what the budget cannot show."""
+    against the lecture and what its validation curves show (`history_note`),
+    and what the budget cannot show."""
     ladder = [g for g in groups if not g.beyond]  # steps beyond it are no rung to step up from or to
     own = [g for g in ladder if not g.runs[0].variant]  # each rung's own config, not its variants
     runs = sum(len(g.runs) for g in groups)
@@ -207,6 +237,8 @@ def budget_summary(budget, groups):
             text.append(f"At or above the lecture's figure: rung {', '.join(reach)}.")
         if short:
             text.append(f"Below it: rung {', '.join(short)}.")
+        if own:
+            text.append("What the validation curves show: " + "; ".join(history_note(g) for g in own) + ".")
     text.append("What this cannot show: " + CANNOT_SHOW.get(budget, SMALL_CANNOT_SHOW))
     return " ".join(text) + "\n"
 
