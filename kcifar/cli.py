@@ -91,7 +91,8 @@ def check_backend(quiet=False):
     """Imports Keras and its backend; UsageError (one line) when it cannot.
 
     Args:
-        quiet: hold back TensorFlow's start-up lines (`kcifar.quiet`).
+        quiet: hold back TensorFlow's start-up lines (`kcifar.quiet`),
+            its search for a GPU included.
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's logs after its start-up lines
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
@@ -100,6 +101,14 @@ def check_backend(quiet=False):
     try:
         with quiet_module.stderr_held_back() if quiet else contextlib.nullcontext():
             import keras  # noqa: F401  (imports the backend)
+
+            if quiet and backend == "tensorflow":
+                # TensorFlow looks for a GPU when it places its first op and,
+                # on a machine without one, says so in a line (cuInit) that no
+                # log level reaches: it looks now, while stderr is held back.
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")
     except ImportError as e:
         raise UsageError(f"backend {backend!r} is not installed ({e}); see README 'Install'")
 
