@@ -1,9 +1,20 @@
 """Shared fixtures: tiny CIFAR-10-like data written by the tests themselves
 (the writers are in helpers.py)."""
 
+import os
+
 import pytest
 
-from helpers import tiny_arrays, write_image_folder
+from helpers import XLA_QUICK_COMPILE, tiny_arrays, write_image_folder
+
+# On the JAX backend XLA's CPU compiler spends most of a test's time
+# optimizing programs that then run a few tiny steps; without its
+# optimizations it compiles them in under half the time. It changes how XLA
+# compiles, not what a program computes. Set before JAX starts its backend;
+# child processes inherit it.
+if os.environ.get("KERAS_BACKEND") == "jax" and XLA_QUICK_COMPILE not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {XLA_QUICK_COMPILE}".strip()
+
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
