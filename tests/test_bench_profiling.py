@@ -17,10 +17,27 @@ def test_python_calls_are_per_step():
     assert all(ms >= 0 for ms, _ in rows.values())
 
 
-@pytest.mark.skipif(keras.backend.backend() != "torch", reason="operation tables are torch's")
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch's operation table")
 def test_torch_ops_are_per_step():
     import torch
 
     a = torch.ones(64, 64)
     rows = profiling.torch_ops(lambda steps: [a @ a for _ in range(2 * steps)], steps=3)
     assert rows["aten::mm"][1] == 2.0 and rows["aten::mm"][0] >= 0
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow's operation table")
+def test_tensorflow_ops_are_per_step_by_type():
+    import tensorflow as tf
+
+    a, b = tf.ones((64, 64)), tf.fill((64, 64), 2.0)
+
+    @tf.function
+    def step():
+        return tf.matmul(a, a) + tf.matmul(a, b)
+
+    step()  # traced outside the profile
+    rows = profiling.tensorflow_ops(lambda steps: [step() for _ in range(steps)], steps=3)
+    matmul = next(op for op in rows if "MatMul" in op)  # oneDNN's name for it where TensorFlow uses oneDNN
+    assert rows[matmul][1] == 2.0 and rows[matmul][0] >= 0
+    assert "IDLE" not in rows

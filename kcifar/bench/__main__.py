@@ -57,7 +57,7 @@ def parser():
     p.add_argument("--threads", type=int,
                    help="keep each backend to this many CPUs (default: all); 1 steadies figures on a busy machine")
     p.add_argument("--profile", action="store_true",
-                   help="after timing, profile the Keras step and the best hand-written step (ops on torch)")
+                   help="after timing, profile the Keras step and the best hand-written step (operations on torch and TensorFlow)")
     p.add_argument("--jit", action="store_true",
                    help="also time the Keras step with jit_compile=True (XLA on TensorFlow, torch.compile on "
                         "torch; JAX's is compiled already) and its first, compiling step")
@@ -256,7 +256,7 @@ def table(results):
 
 
 def profile_lines(backend, profile, top=12):
-    """The profiled paths side by side: torch operations, else Python calls."""
+    """The profiled paths side by side: operations (torch, TensorFlow), else Python calls."""
     if not profile:
         return []
     paths = [p for p in profile if p != "steps"]
@@ -266,7 +266,7 @@ def profile_lines(backend, profile, top=12):
         for key, (ms, calls) in profile[p][kind].items():
             rows.setdefault(key, {})[p] = (ms, calls)
     ranked = sorted(rows, key=lambda k: -max(ms for ms, _ in rows[k].values()))[:top]
-    out = ["", f"{backend}: profile, {'torch operations' if kind == 'ops' else 'Python functions'}, "
+    out = ["", f"{backend}: profile, {'operations' if kind == 'ops' else 'Python functions'}, "
                f"own time per step in ms (calls per step), over {profile['steps']} steps",
            f"{'':44}" + "".join(f"{p:>22}" for p in paths)]
     for key in ranked:

@@ -1,13 +1,17 @@
-"""Where a path's time goes: operations (torch) and Python functions (all).
+"""Where a path's time goes: operations (torch, TensorFlow) and Python
+functions (all).
 
 Profilers slow what they watch; these tables say where the time goes, the
 timed windows say how much there is.
 """
 
 import cProfile
+import glob
+import json
 import os
 import pstats
 import sys
+import tempfile
 
 import kcifar
 
@@ -25,6 +29,45 @@ def torch_ops(run, steps, top=15):
         run(steps)
     rows = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
     return {e.key: [round(e.self_cpu_time_total / 1000 / steps, 2), round(e.count / steps, 2)] for e in rows}
+
+
+def tensorflow_ops(run, steps, top=15):
+    """Self time per step of each TensorFlow operation type while run(steps)
+    runs, from TensorFlow's profiler (its trace, read with the converter that
+    TensorBoard's profile plugin uses; the time the host sat idle is left
+    out).
+
+    Returns:
+        dict op type -> [milliseconds per step, calls per step], the `top`
+        largest; None where this TensorFlow lacks the converter.
+    """
+    import tensorflow as tf
+
+    try:
+        from tensorflow.python.profiler.internal import _pywrap_profiler_plugin as plugin
+    except ImportError:
+        return None
+    with tempfile.TemporaryDirectory() as logdir:
+        tf.profiler.experimental.start(logdir)
+        try:
+            run(steps)
+        finally:
+            tf.profiler.experimental.stop()
+        traces = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
+        raw, ok = plugin.xspace_to_tools_data(traces, "framework_op_stats", {})
+    if not ok:
+        return None
+    table = json.loads(raw)[0]
+    ids = [c["id"] for c in table["cols"]]
+    totals = {}
+    for row in table["rows"]:
+        op = dict(zip(ids, [c.get("v") if c else None for c in row["c"]]))
+        if op["type"] == "IDLE":
+            continue
+        ms, calls = totals.get(op["type"], (0.0, 0.0))
+        totals[op["type"]] = (ms + op["total_self_time"] / 1000, calls + op["occurrences"])
+    rows = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
+    return {op: [round(ms / steps, 2), round(calls / steps, 2)] for op, (ms, calls) in rows}
 
 
 def python_calls(run, steps, top=12):

@@ -211,8 +211,9 @@ def profile_paths(paths, spec, rungs, backend, log):
         log(f"{backend}: profiling {target}")
         run = paths[f"{name}/{target}"]
         out[target] = {"python": profiling.python_calls(run, spec["steps"])}
-        if backend == "torch":
-            out[target]["ops"] = profiling.torch_ops(run, spec["steps"])
+        ops = {"torch": profiling.torch_ops, "tensorflow": profiling.tensorflow_ops}.get(backend)
+        if ops and (table := ops(run, spec["steps"])):
+            out[target]["ops"] = table
     return out
 
 
