@@ -133,3 +133,15 @@ def test_augmentation_share_per_wall_and_cpu_second():
     assert "jax: trick7's augmentation block timed alone is 1.0% of its fit step's time at batch 128" in lines
     results["settings"]["batch_size"] = 64  # the block was not timed at this batch size
     assert "augmentation_share_alone" not in bench.summary(results)
+
+
+def test_profile_lines_table_operations_when_every_path_has_them():
+    profile = {"steps": 4,
+               "keras_step": {"python": {"f.py:1(f)": [2.0, 1.0]}, "ops": {"Mul": [3.5, 10.0], "Mean": [1.0, 2.0]}},
+               "tf_function": {"python": {"f.py:1(f)": [1.0, 1.0]}, "ops": {"Mul": [1.5, 4.0]}}}
+    lines = bench.profile_lines("tensorflow", profile)
+    assert "profile, operations" in lines[1] and "over 4 steps" in lines[1]
+    assert lines[3].split()[:2] == ["Mul", "3.5"] and lines[4].split()[-1] == "-"  # largest first; Mean only in one
+    del profile["tf_function"]["ops"]
+    assert "Python functions" in bench.profile_lines("tensorflow", profile)[1]
+    assert bench.profile_lines("jax", None) == []

@@ -84,3 +84,20 @@ def test_figures_and_ratios_against_the_best_plain_step():
     fit = entry["paths"]["keras_fit"]
     assert fit["images_per_second"] == 4.8 and fit["gflops"] == 4.8 and fit["matmul_share"] == 0.48
     assert "gflops" not in entry["paths"]["feed"]
+
+
+def test_profile_tables_the_keras_step_by_operation_where_the_backend_has_a_profiler():
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(64), keras.layers.Dense(10)])
+    model.compile(optimizer="sgd", loss="mse")  # a compiled step, as Keras's own: TensorFlow traces no eager ops
+    x, y = np.ones((32, 64), "float32"), np.zeros((32, 10), "float32")
+    model.train_on_batch(x, y)
+    run = lambda steps: [model.train_on_batch(x, y) for _ in range(steps)]  # noqa: E731
+    spec = {"rungs": ["baseline"], "steps": 2}
+    out = worker.profile_paths({"baseline/keras_step": run}, spec, {"baseline": {"plain": []}},
+                               keras.backend.backend(), log=lambda line: None)
+    assert out["steps"] == 2 and list(out) == ["steps", "keras_step"]
+    assert out["keras_step"]["python"]
+    has_profiler = keras.backend.backend() in ("torch", "tensorflow")
+    assert ("ops" in out["keras_step"]) == has_profiler
+    if has_profiler:
+        assert any("mm" in op.lower() or "matmul" in op.lower() for op in out["keras_step"]["ops"])
