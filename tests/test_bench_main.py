@@ -142,6 +142,7 @@ def test_profile_lines_table_operations_when_every_path_has_them():
     lines = bench.profile_lines("tensorflow", profile)
     assert "profile, operations" in lines[1] and "over 4 steps" in lines[1]
     assert lines[3].split()[:2] == ["Mul", "3.5"] and lines[4].split()[-1] == "-"  # largest first; Mean only in one
+    assert lines[5].split() == ["all", "operations", "4.5", "1.5"]
     del profile["tf_function"]["ops"]
     assert "Python functions" in bench.profile_lines("tensorflow", profile)[1]
     assert bench.profile_lines("jax", None) == []

@@ -272,6 +272,9 @@ def profile_lines(backend, profile, top=12):
     for key in ranked:
         cells = [rows[key].get(p) for p in paths]
         out.append(f"{key[-44:]:44}" + "".join(f"{c[0]:>14.1f} ({c[1]:>5.0f})" if c else f"{'-':>22}" for c in cells))
+    if kind == "ops":  # every operation is recorded, so their sum is the profiled step
+        out.append(f"{'all operations':44}" + "".join(f"{sum(ms for ms, _ in profile[p]['ops'].values()):>14.1f}"
+                                                      + " " * 8 for p in paths))
     return out
 
 

@@ -16,30 +16,31 @@ import tempfile
 import kcifar
 
 
-def torch_ops(run, steps, top=15):
+def torch_ops(run, steps):
     """Self CPU time per step of each torch operation while run(steps) runs.
 
     Returns:
-        dict op name -> [milliseconds per step, calls per step], the `top`
-        largest.
+        dict op name -> [milliseconds per step, calls per step], every
+        operation, the largest first.
     """
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU]) as p:
         run(steps)
-    rows = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)[:top]
+    rows = sorted(p.key_averages(), key=lambda e: -e.self_cpu_time_total)
     return {e.key: [round(e.self_cpu_time_total / 1000 / steps, 2), round(e.count / steps, 2)] for e in rows}
 
 
-def tensorflow_ops(run, steps, top=15):
+def tensorflow_ops(run, steps):
     """Self time per step of each TensorFlow operation type while run(steps)
     runs, from TensorFlow's profiler (its trace, read with the converter that
     TensorBoard's profile plugin uses; the time the host sat idle is left
     out).
 
     Returns:
-        dict op type -> [milliseconds per step, calls per step], the `top`
-        largest; None where this TensorFlow lacks the converter.
+        dict op type -> [milliseconds per step, calls per step], every
+        type, the largest first; None where this TensorFlow lacks the
+        converter.
     """
     import tensorflow as tf
 
@@ -66,7 +67,7 @@ def tensorflow_ops(run, steps, top=15):
             continue
         ms, calls = totals.get(op["type"], (0.0, 0.0))
         totals[op["type"]] = (ms + op["total_self_time"] / 1000, calls + op["occurrences"])
-    rows = sorted(totals.items(), key=lambda kv: -kv[1][0])[:top]
+    rows = sorted(totals.items(), key=lambda kv: -kv[1][0])
     return {op: [round(ms / steps, 2), round(calls / steps, 2)] for op, (ms, calls) in rows}
 
 
