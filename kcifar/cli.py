@@ -1,5 +1,9 @@
 """The command line shared by every rung: `python -m kcifar.experiments.trick4`.
 
+`run_rung` takes a rung's config from there: the flags are checked, the
+config takes their changes (`configure`), the data is loaded, and
+`kcifar.train.train` trains it once per seed into its run folder.
+
 Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
 loss, an unknown backend) end with one line on stderr and exit status 2 (1
 for a run that failed while training). Every kcifar command says its
@@ -27,6 +31,105 @@ DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
 
 class UsageError(Exception):
     """Bad input from the command line; the message is one line."""
+
+
+def run_rung(config, argv=None, description=None, weights=False):
+    """Parses the command line and trains `config` once per seed.
+
+    Args:
+        weights: the step beyond the ladder (`kcifar.pretrained`): adds
+            `--weights imagenet|none|PATH` and trains in its two phases.
+    """
+    try:
+        p = parser(_prog(config.name), description or config.change)
+        if weights:
+            p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
+                           help="the backbone's starting weights: ImageNet's (Keras's cached file, downloaded when "
+                                "missing), none (random), or a file in the .h5 format Keras keeps in "
+                                "~/.keras/models (default imagenet)")
+        args = p.parse_args(argv)
+        return _run(config, args)
+    except UsageError as e:
+        _fail(config.name, e, 2)
+    except KeyboardInterrupt:
+        _fail(config.name, "interrupted; run the same command with --resume to continue", 130)
+
+
+def _run(config, args):
+    # Every flag first: a mistake costs no wait for Keras and the backend.
+    config, seeds = checked_flags(config, args)
+    check_backend(quiet=args.quiet)
+    check_tensorboard(args.tensorboard)
+    from kcifar.train import RunError, Stopped, train
+
+    recipe = None if getattr(args, "weights", None) is None else pretrained_recipe(config.name, args.weights)
+    data = load_data(args)
+    finished = []
+    for seed in seeds:
+        run_dir = run_dir_of(args, config, seed)
+        if args.resume and not args.overwrite and results.state(run_dir) == "complete":
+            print(f"{config.name}: skipped: complete run in {run_dir}")
+            finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
+            continue
+        try:
+            metrics = train(
+                config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
+                overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(), recipe=recipe,
+            )
+        except RunError as e:
+            _fail(config.name, e, 1)
+        except Stopped as e:
+            print(f"{config.name}: {e}", flush=True)
+            break  # the seeds after it would not fit either
+        print(results.summary_line(metrics))
+        print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
+        finished.append(metrics)
+    return finished
+
+
+def checked_flags(config, args):
+    """The run's config and seeds from the flags, every flag checked
+    (UsageError, one line) before Keras loads."""
+    check_time_limit(args.time_limit)
+    check_counts(args)
+    try:
+        config = configure(config, args)
+    except ValueError as e:
+        raise UsageError(str(e))
+    weights = getattr(args, "weights", None)
+    if weights not in (None, "imagenet", "none") and not os.path.isfile(weights):
+        raise UsageError(f"--weights must be imagenet, none or a weights file. Received: --weights {weights}")
+    return config, seeds_of(args)
+
+
+def pretrained_recipe(name, weights):
+    """The pretrained step's two phases from its starting weights
+    (`--weights`); weights that cannot be had end the command in one line."""
+    from kcifar.pretrained import FineTune, WeightsError, resolve_weights
+
+    try:
+        return FineTune(resolve_weights(weights))
+    except WeightsError as e:
+        _fail(name, e, 1)
+
+
+def load_data(args):
+    """The run's data: --data (default $KCIFAR_DATA, then Keras's download),
+    its training split cut to --limit-train's or the budget's images."""
+    from kcifar.data import DataError, load
+
+    try:
+        data = load(args.data)
+    except DataError as e:
+        raise UsageError(str(e))
+    if train_images(args) is not None:
+        try:
+            data = data.subset(train_images(args))
+        except ValueError:
+            raise UsageError(f"--limit-train must be at most {len(data.y_train)}, the training split's images. "
+                             f"Received: --limit-train {args.limit_train}")
+    return data
 
 
 class Parser(argparse.ArgumentParser):
@@ -176,7 +279,9 @@ def config_changes(path, rung_name):
 
 
 def configure(config, args):
-    """The rung's config with the command line's changes; ValueError if bad."""
+    """The rung's config with the command line's changes: --config, --epochs,
+    --batch-size, then the budget's. ValueError for a change the config
+    refuses; UsageError for a budget with --epochs or --limit-train."""
     if args.budget != budgets.FULL and (args.epochs is not None or args.limit_train is not None):
         raise UsageError(f"--budget {args.budget} fixes the epochs and training images; "
                          "drop --epochs and --limit-train, or use --budget full")
@@ -201,88 +306,6 @@ def run_dir_of(args, config, seed, backend=None):
 
         backend = keras.backend.backend()
     return os.path.join(args.out, results.folder_name(config.name, args.budget, backend, seed))
-
-
-def run_rung(config, argv=None, description=None, weights=False):
-    """Parses the command line and trains `config` once per seed.
-
-    Args:
-        weights: the step beyond the ladder (`kcifar.pretrained`): adds
-            `--weights imagenet|none|PATH` and trains in its two phases.
-    """
-    try:
-        p = parser(_prog(config.name), description or config.change)
-        if weights:
-            p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
-                           help="the backbone's starting weights: ImageNet's (Keras's cached file, downloaded when "
-                                "missing), none (random), or a file in the .h5 format Keras keeps in "
-                                "~/.keras/models (default imagenet)")
-        args = p.parse_args(argv)
-        return _run(config, args)
-    except UsageError as e:
-        _fail(config.name, e, 2)
-    except KeyboardInterrupt:
-        _fail(config.name, "interrupted; run the same command with --resume to continue", 130)
-
-
-def _run(config, args):
-    # Every flag first: a mistake costs no wait for Keras and the backend.
-    check_time_limit(args.time_limit)
-    check_counts(args)
-    try:
-        config = configure(config, args)
-    except ValueError as e:
-        raise UsageError(str(e))
-    seeds = seeds_of(args)
-    weights = getattr(args, "weights", None)
-    if weights not in (None, "imagenet", "none") and not os.path.isfile(weights):
-        raise UsageError(f"--weights must be imagenet, none or a weights file. Received: --weights {weights}")
-    check_backend(quiet=args.quiet)
-    check_tensorboard(args.tensorboard)
-    from kcifar.data import DataError, load
-    from kcifar.train import RunError, Stopped, train
-
-    recipe = None
-    if weights is not None:
-        from kcifar.pretrained import FineTune, WeightsError, resolve_weights
-
-        try:
-            recipe = FineTune(resolve_weights(weights))
-        except WeightsError as e:
-            _fail(config.name, e, 1)
-
-    try:
-        data = load(args.data)
-    except DataError as e:
-        raise UsageError(str(e))
-    if train_images(args) is not None:
-        try:
-            data = data.subset(train_images(args))
-        except ValueError:
-            raise UsageError(f"--limit-train must be at most {len(data.y_train)}, the training split's images. "
-                             f"Received: --limit-train {args.limit_train}")
-    finished = []
-    for seed in seeds:
-        run_dir = run_dir_of(args, config, seed)
-        if args.resume and not args.overwrite and results.state(run_dir) == "complete":
-            print(f"{config.name}: skipped: complete run in {run_dir}")
-            finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
-            continue
-        try:
-            metrics = train(
-                config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
-                overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(), recipe=recipe,
-            )
-        except RunError as e:
-            _fail(config.name, e, 1)
-        except Stopped as e:
-            print(f"{config.name}: {e}", flush=True)
-            break  # the seeds after it would not fit either
-        print(results.summary_line(metrics))
-        print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
-        finished.append(metrics)
-    return finished
 
 
 def _prog(name):
