@@ -1,7 +1,8 @@
 """kcifar: the CIFAR-10 generalization ladder in Keras 3.
 
 The lesson is the core: `experiments` (one module per rung), `config`,
-`models`, `augment`, `pipeline`, `train` and `data`. The tools around it
+`models`, `augment`, `pipeline`, `train`, `cli` and `data`, with the small
+modules they stand on (docs/layout.md lists them). The tools around it
 (`ladder`, `tune`, `report`, `bench`, `evaluate`, `predict`) import the core
 and are never imported by it; docs/layout.md maps every module. The
 backend is chosen by `KERAS_BACKEND`, never here.

@@ -23,6 +23,34 @@ import keras
 from keras import layers, ops
 
 
+def augmentation_layers(config, seeds):
+    """The rung's augmentation block, in order; empty when it has none.
+
+    Args:
+        config: a `kcifar.config.Config`.
+        seeds: two ints (crop, flip), or None for Keras's global seed.
+    """
+    crop_seed, flip_seed = seeds or (None, None)
+    block = []
+    # float32 whatever the precision policy: coordinates and grey levels stay exact.
+    if crops(config):
+        block.append(RandomCropResize(config.crop_scale, config.rotation, seed=crop_seed,
+                                      dtype="float32", name="crop_resize"))
+    if config.flip:
+        block.append(layers.RandomFlip("horizontal", seed=flip_seed, dtype="float32", name="flip"))
+    return block
+
+
+def augments(config):
+    """True when the rung's model has an augmentation block."""
+    return crops(config) or config.flip
+
+
+def crops(config):
+    """True when the rung crops and resizes (a smaller crop or a rotation)."""
+    return config.crop_scale < 1.0 or config.rotation > 0.0
+
+
 class RandomCropResize(layers.Layer):
     """A random window of each image, optionally rotated, resized back.
 
@@ -112,31 +140,3 @@ def crop_resize(images, scale, angle, cy, cx):
     top = p00 + (p01 - p00) * wx
     bottom = p10 + (p11 - p10) * wx
     return top + (bottom - top) * wy
-
-
-def crops(config):
-    """True when the rung crops and resizes (a smaller crop or a rotation)."""
-    return config.crop_scale < 1.0 or config.rotation > 0.0
-
-
-def augments(config):
-    """True when the rung's model has an augmentation block."""
-    return crops(config) or config.flip
-
-
-def augmentation_layers(config, seeds):
-    """The rung's augmentation block, in order; empty when it has none.
-
-    Args:
-        config: a `kcifar.config.Config`.
-        seeds: two ints (crop, flip), or None for Keras's global seed.
-    """
-    crop_seed, flip_seed = seeds or (None, None)
-    block = []
-    # float32 whatever the precision policy: coordinates and grey levels stay exact.
-    if crops(config):
-        block.append(RandomCropResize(config.crop_scale, config.rotation, seed=crop_seed,
-                                      dtype="float32", name="crop_resize"))
-    if config.flip:
-        block.append(layers.RandomFlip("horizontal", seed=flip_seed, dtype="float32", name="flip"))
-    return block

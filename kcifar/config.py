@@ -1,8 +1,8 @@
 """One frozen config for every rung of the ladder (and one for the step beyond it).
 
 The defaults are rung 0, the lecture's baseline; each rung module states only
-what it changes (`dataclasses.replace`), so two neighbouring rungs differ by
-one trick. Every default carries its reason.
+what it changes (`Config.replace`, which refuses an unknown field), so two
+neighbouring rungs differ by one trick. Every default carries its reason.
 """
 
 import dataclasses

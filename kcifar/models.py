@@ -16,20 +16,6 @@ from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
 
-def preferred_data_format():
-    """The feature-map layout that trains fastest on the current backend.
-
-    channels_first on torch: there Keras's channels_last convolutions and
-    pooling copy every feature map to NCHW and back (a quarter of a rung 0
-    step on CPU; `python -m kcifar.bench --profile` shows it), while the
-    input, permuted once to NCHW, keeps NHWC memory ("channels_last" in
-    torch's words) all the way through, the layout oneDNN and cuDNN are
-    fastest with. channels_last elsewhere: TensorFlow's CPU kernels are
-    NHWC, and channels_first measured slower on TensorFlow and JAX.
-    """
-    return "channels_first" if keras.backend.backend() == "torch" else "channels_last"
-
-
 def build_model(config, mean, std, seed=None, data_format=None):
     """Builds the model that trains: the augmentation block, then the network.
 
@@ -49,9 +35,12 @@ def build_model(config, mean, std, seed=None, data_format=None):
             feature maps inside the network; the input is NHWC and the
             weights are the same either way. Default: `preferred_data_format()`.
     """
-    seeds = None if seed is None else np.random.default_rng(seed).integers(2**31, size=6).tolist()
-    network = build_network(config, mean, std, seeds and seeds[:4], data_format)
-    block = augmentation_layers(config, seeds and seeds[4:])
+    dropout_seeds = augment_seeds = None  # unseeded: Keras's global seed
+    if seed is not None:
+        seeds = np.random.default_rng(seed).integers(2**31, size=6).tolist()
+        dropout_seeds, augment_seeds = seeds[:4], seeds[4:]  # one per stage's dropout; crop, flip
+    network = build_network(config, mean, std, dropout_seeds, data_format)
+    block = augmentation_layers(config, augment_seeds)
     if not block:
         return network
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
@@ -105,10 +94,6 @@ def build_network(config, mean, std, dropout_seeds=None, data_format=None):
     return keras.Model(inputs, outputs, name=config.name)
 
 
-def channel_axis(data_format):
-    return 1 if data_format == "channels_first" else -1
-
-
 def conv(x, width, config, name, data_format, kernel_size=3, strides=1):
     """Conv2D, then BatchNormalization when the config has it (no bias then:
     BN's beta takes its place)."""
@@ -160,3 +145,21 @@ def residual_stage(x, width, config, name, data_format):
     if config.downsample == "pool":
         x = layers.MaxPooling2D(2, data_format=data_format, name=f"{name}_pool")(x)
     return x
+
+
+def preferred_data_format():
+    """The feature-map layout that trains fastest on the current backend.
+
+    channels_first on torch: there Keras's channels_last convolutions and
+    pooling copy every feature map to NCHW and back (a quarter of a rung 0
+    step on CPU; `python -m kcifar.bench --profile` shows it), while the
+    input, permuted once to NCHW, keeps NHWC memory ("channels_last" in
+    torch's words) all the way through, the layout oneDNN and cuDNN are
+    fastest with. channels_last elsewhere: TensorFlow's CPU kernels are
+    NHWC, and channels_first measured slower on TensorFlow and JAX.
+    """
+    return "channels_first" if keras.backend.backend() == "torch" else "channels_last"
+
+
+def channel_axis(data_format):
+    return 1 if data_format == "channels_first" else -1

@@ -6,6 +6,9 @@
 
 Each module holds CONFIG (a `kcifar.config.Config`), LECTURE (the test
 accuracy the lecture reports for the rung) and runs itself under __main__.
+A value commented "lecture" is the lecture's; one commented "open" is a
+choice the lecture leaves open, with ours and its reason (docs/lecture.md
+lists them).
 """
 
 import importlib
