@@ -243,3 +243,12 @@ def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_d
     assert changed_settings({**old, "data": {**old["data"], "train": 50}}, now) == ["data"]
     assert changed_settings({**now, "budget": "small"}, now) == ["budget"]
     assert changed_settings({**old, "config": SMALL.replace(dropout=0.5).to_dict()}, now) == ["config"]
+
+
+def test_the_learning_rate_is_constant_until_a_rung_decays_it_once_per_epoch():
+    from kcifar.train import learning_rate
+
+    assert learning_rate(Config(), steps_per_epoch=10) == 1e-3
+    schedule = learning_rate(Config().replace(lr_decay=0.5), steps_per_epoch=10)
+    rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 19, 20)]
+    np.testing.assert_allclose(rates, [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rtol=1e-6)
