@@ -63,7 +63,7 @@ def _run(config, args):
     from kcifar.train import RunError, Stopped, train
 
     recipe = None if getattr(args, "weights", None) is None else pretrained_recipe(config.name, args.weights)
-    data = load_data(args)
+    data = None
     finished = []
     for seed in seeds:
         run_dir = run_dir_of(args, config, seed)
@@ -71,6 +71,8 @@ def _run(config, args):
             print(f"{config.name}: skipped: complete run in {run_dir}")
             finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
             continue
+        if data is None:  # decoded once, and only when a seed has epochs left: resuming a done ladder is instant
+            data = load_data(args)
         try:
             metrics = train(
                 config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,

@@ -76,6 +76,8 @@ def test_ladder_runs_in_order_and_skips_complete_rungs(tiny_dir, tmp_path):
     finished = {run_dir: run_files(run_dir) for run_dir in run_dirs}
     assert all({"metrics.json", "model.keras"} <= set(found) for found in finished.values())
 
+    # The data too is left alone: resumed with no data at all, the ladder still only skips.
+    command[command.index(tiny_dir)] = str(tmp_path / "no-such-data")
     again = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {run_dir: run_files(run_dir) for run_dir in run_dirs} == finished  # not a byte, not a time
