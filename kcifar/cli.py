@@ -22,7 +22,7 @@ import psutil
 from kcifar import budgets, files
 from kcifar import quiet as quiet_module
 from kcifar import results
-from kcifar.config import PRECISIONS
+from kcifar.config import PRECISIONS, PretrainedConfig
 from kcifar.data.readers import CLASS_NAMES  # no backend: flags are checked before Keras loads
 
 BACKENDS = ("tensorflow", "torch", "jax")
@@ -33,16 +33,15 @@ class UsageError(Exception):
     """Bad input from the command line; the message is one line."""
 
 
-def run_rung(config, argv=None, description=None, weights=False):
+def run_rung(config, argv=None, description=None):
     """Parses the command line and trains `config` once per seed.
 
-    Args:
-        weights: the step beyond the ladder (`kcifar.pretrained`): adds
-            `--weights imagenet|none|PATH` and trains in its two phases.
+    The step beyond the ladder (a `PretrainedConfig`, `kcifar.pretrained`)
+    also takes `--weights imagenet|none|PATH` and trains in its two phases.
     """
     try:
         p = parser(_prog(config.name), description or config.change)
-        if weights:
+        if isinstance(config, PretrainedConfig):
             p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
                            help="the backbone's starting weights: ImageNet's (Keras's cached file, downloaded when "
                                 "missing), none (random), or a file in the .h5 format Keras keeps in "

@@ -126,6 +126,15 @@ def test_help_explains_every_flag(capsys):
         assert flag in out
 
 
+def test_only_the_pretrained_step_takes_weights(capsys):
+    from kcifar.experiments import pretrained
+
+    assert run(["--weights", "none"], capsys)[0] == 2  # a rung trains from scratch: the flag is unknown there
+    with pytest.raises(SystemExit):
+        run_rung(pretrained.CONFIG, ["--help"])
+    assert "--weights" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("module", ["kcifar.experiments", "kcifar.ladder.__main__", "kcifar.tune.__main__",
                                     "kcifar.bench.__main__", "kcifar.report.__main__", "kcifar.evaluate",
                                     "kcifar.predict", "kcifar.data.__main__", "kcifar.experiments.trick4"])

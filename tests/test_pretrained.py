@@ -164,7 +164,7 @@ def test_the_command_refuses_weights_it_cannot_have_in_one_line_and_leaves_nothi
 
     out = tmp_path / "runs"
     with pytest.raises(SystemExit) as e:
-        step.run_rung(step.CONFIG, ["--weights", str(tmp_path / "missing.h5"), "--out", str(out)], weights=True)
+        step.run_rung(step.CONFIG, ["--weights", str(tmp_path / "missing.h5"), "--out", str(out)])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip() == (
         f"python -m kcifar.experiments.pretrained: error: --weights must be imagenet, none or a weights file. "
@@ -173,7 +173,7 @@ def test_the_command_refuses_weights_it_cannot_have_in_one_line_and_leaves_nothi
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
     with pytest.raises(SystemExit) as e:
-        step.run_rung(step.CONFIG, ["--out", str(out)], weights=True)
+        step.run_rung(step.CONFIG, ["--out", str(out)])
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--weights PATH" in err and "--weights none" in err

@@ -13,4 +13,4 @@ CONFIG = PretrainedConfig.from_dict(trick5.CONFIG.to_dict()).replace(
 LECTURE = None  # the lecture names the tool and reports no figure
 
 if __name__ == "__main__":
-    run_rung(CONFIG, description=__doc__, weights=True)
+    run_rung(CONFIG, description=__doc__)
