@@ -185,9 +185,10 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert "ranges from +5.00 pp to +19.00 pp" in text
     assert "Best on validation: rung 2 trick2 (91.00%)." in text
     # Against the lecture (78%, 80%, 84%): rungs 0 and 2 reach it, rung 1 falls 10 points short.
-    assert "At or above the lecture's figure: rung 0, 2. Below it: rung 1 (-10.00 pp)." in text
+    assert "At or above the lecture's figure: rung 0, 2. Below the lecture's figure: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
     assert "what the tricks do at full scale" in table.budget_summary("small", groups)
+    assert "The gap (running training minus test accuracy) is +19.00 pp." in table.budget_summary("full", groups[:1])
 
 
 def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path):

@@ -224,8 +224,9 @@ def budget_summary(budget, groups):
         text.append(f"Test accuracy rises at {len(steps) - len(falls)} of {counted(len(steps), 'step')} from one "
                     "rung to the next" + (f"; it falls at rung {', '.join(falls)}." if falls else "."))
     gaps = [g.mean("gap") for g in groups]
-    text.append(f"The gap (running training minus test accuracy) ranges from {points(min(gaps))} to "
-                f"{points(max(gaps))}.")
+    spread = (f"is {points(gaps[0])}" if len(gaps) == 1
+              else f"ranges from {points(min(gaps))} to {points(max(gaps))}")
+    text.append(f"The gap (running training minus test accuracy) {spread}.")
     best = max(groups, key=lambda g: g.mean("val_accuracy"))
     best_name = f"{best.first['name']}, beyond the ladder" if best.beyond else f"rung {best.label}"
     text.append(f"Best on validation: {best_name} ({percent(best.mean('val_accuracy'))}).")
@@ -236,7 +237,7 @@ def budget_summary(budget, groups):
         if reach:
             text.append(f"At or above the lecture's figure: rung {', '.join(reach)}.")
         if short:
-            text.append(f"Below it: rung {', '.join(short)}.")
+            text.append(f"Below the lecture's figure: rung {', '.join(short)}.")
         if own:
             text.append("What the validation curves show: " + "; ".join(history_note(g) for g in own) + ".")
     text.append("What this cannot show: " + CANNOT_SHOW.get(budget, SMALL_CANNOT_SHOW))
