@@ -80,10 +80,10 @@ def test_search_extends_continues_and_exports_a_best_config(tiny_dir, tmp_path, 
     best = read_json(folder, "best_config.json")
     top = max(rows, key=lambda r: r["val_accuracy"])
     assert best["rung"] == "trick4" and best["val_accuracy"] == top["val_accuracy"]
-    assert best["changes"] == {"dropout": top["dropout"], "l2": top["l2"]}
+    assert best["changes"] == {"dropout": top["dropout"], "l2": top["l2"], "batch_size": 54}  # SMALL's
     args = cli.parser("trick4", "").parse_args(["--config", str(folder / "best_config.json")])
     config = cli.configure(rung("trick4").CONFIG, args)
-    assert (config.dropout, config.l2) == (top["dropout"], top["l2"])
+    assert (config.dropout, config.l2, config.batch_size) == (top["dropout"], top["l2"], 54)
     assert f"--config {folder / 'best_config.json'}" in out
 
 

@@ -82,13 +82,49 @@ def test_oracle_state_survives_a_kill(tmp_path):
     assert len(again.trials) == 4
 
 
-def test_state_files_are_whole_json(tmp_path):
+def test_state_files_are_written_whole_or_not_at_all(tmp_path, monkeypatch):
     oracle = _oracle(tmp_path)
     trial = oracle.create_trial("tuner0")
-    for name in ("oracle.json", os.path.join(f"trial_{trial.trial_id}", "trial.json")):
-        with open(os.path.join(tmp_path, "p", name)) as f:
-            json.load(f)
+    paths = [os.path.join(tmp_path, "p", name) for name in (
+        "oracle.json", os.path.join(f"trial_{trial.trial_id}", "trial.json"))]
+    before = [open(path).read() for path in paths]
+    for path in paths:
+        json.loads(open(path).read())
+    trial.status = "COMPLETED"
+
+    def killed(*args):  # a kill after the new file is written, before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    for save in (oracle.save, lambda: oracle._save_trial(trial)):
+        with pytest.raises(KeyboardInterrupt):  # keras-tuner's own writes never rename
+            save()
+    assert [open(path).read() for path in paths] == before
     assert not [n for n in os.listdir(os.path.join(tmp_path, "p")) if ".tmp-" in n]
+
+
+def test_failed_trials_in_a_row_stop_a_search_that_the_same_command_continues(tiny_data, tmp_path,
+                                                                             monkeypatch):
+    config = rung("trick4").CONFIG.replace(epochs=1)
+
+    def tuner():
+        return search.RungTuner(search.make_oracle("random", seed=0, max_trials=5),
+                                RungHyperModel(config, tiny_data, search_space(config)),
+                                directory=str(tmp_path), project_name="p")
+
+    def nan_loss(self, trial, *args):
+        raise keras_tuner.errors.FailedTrialError(f"trial {trial.trial_id}: loss became NaN")
+
+    monkeypatch.setattr(search.RungTuner, "_run_trial", nan_loss)
+    with pytest.raises(RuntimeError, match=r"^3 trials in a row failed \(the last: .*trial 2: loss became NaN\)"):
+        tuner().search(verbose=0)
+    folder = tmp_path / "p"
+    statuses = {t: files.read_json(folder / f"trial_{t}" / "trial.json")["status"] for t in ("0", "1", "2")}
+    assert statuses == {"0": "FAILED", "1": "FAILED", "2": "FAILED"}  # the last one saved too
+    assert files.read_json(folder / "oracle.json")["ongoing_trials"] == {}
+
+    tuner().search(verbose=0)  # new trials, not the failed ones again; two fit in max_trials
+    assert sorted(p.name for p in folder.glob("trial_*")) == [f"trial_{t}" for t in range(5)]
 
 
 def test_finished_trial_is_reported_again_not_retrained(tiny_data, tmp_path, monkeypatch):

@@ -22,7 +22,8 @@ def write_project(folder, trials, rung_name="trick4"):
     """trials: (id, status, score, values) tuples; completed ones get a result file."""
     os.makedirs(folder)
     settings = {
-        "rung": rung_name, "tuner": "random", "epochs": 2, "seed": 7, "backend": "jax",
+        "rung": rung_name, "config": rung(rung_name).CONFIG.replace(epochs=2, batch_size=64).to_dict(),
+        "tuner": "random", "epochs": 2, "seed": 7, "backend": "jax",
         "space": SPACES[rung_name], "data": {"description": "image-folder at /tiny", "train": 108, "val": 12},
     }
     with open(os.path.join(folder, project.SETTINGS_FILE), "w") as f:
@@ -83,10 +84,11 @@ def test_files_written_and_best_config_accepted_by_the_experiment_cli(tmp_path):
 
     best_path = os.path.join(folder, "best_config.json")
     best = json.load(open(best_path))
-    assert best["rung"] == "trick4" and best["changes"] == {"dropout": 0.3, "l2": 2e-5}
+    # The search's batch size too: its values were chosen at it.
+    assert best["rung"] == "trick4" and best["changes"] == {"dropout": 0.3, "l2": 2e-5, "batch_size": 64}
     args = cli.parser("trick4", "").parse_args(["--config", best_path])
     config = cli.configure(rung("trick4").CONFIG, args)
-    assert (config.dropout, config.l2) == (0.3, 2e-5)
+    assert (config.dropout, config.l2, config.batch_size) == (0.3, 2e-5, 64)
     assert config.epochs == rung("trick4").CONFIG.epochs  # retrains with the rung's own epochs
 
 
@@ -96,7 +98,7 @@ def test_dropout_only_rung(tmp_path):
                   rung_name="trick3")
     summary.write(folder)
     best = json.load(open(os.path.join(folder, "best_config.json")))
-    assert best == {**best, "rung": "trick3", "changes": {"dropout": 0.25}}
+    assert best == {**best, "rung": "trick3", "changes": {"dropout": 0.25, "batch_size": 64}}
     args = cli.parser("trick3", "").parse_args(["--config", os.path.join(folder, "best_config.json")])
     assert cli.configure(rung("trick3").CONFIG, args).dropout == 0.25
 

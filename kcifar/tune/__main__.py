@@ -223,10 +223,11 @@ def run(args):
             tuner.search(verbose=0 if args.quiet else 1)
     except _rpc_error() as e:
         raise distributed.DistributedError(distributed.describe_rpc_error(e, host, port, args.chief_timeout))
-    except RuntimeError as e:  # keras-tuner stops after too many failed trials in a row
+    except RuntimeError as e:  # the tuner stops after MAX_FAILED_IN_A_ROW failed trials in a row
         if not args.worker:
             write_summary()
-        raise project.SearchError(f"search stopped: {str(e).splitlines()[0]}; see {project_dir}/summary.csv")
+        raise project.SearchError(f"search stopped: {str(e).splitlines()[0]}; see {project_dir}/summary.csv "
+                                  "(the same command goes on with new values)")
     if args.worker:
         print(f"worker {args.worker}: no trial left; the chief writes the summary")
         return 0

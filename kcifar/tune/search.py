@@ -22,6 +22,8 @@ from kcifar.results import CHECKPOINT_FILE, CLEAN_ACCURACY
 from kcifar.train import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
 
+MAX_FAILED_IN_A_ROW = 3  # keras-tuner's default: a space where every trial fails stops soon
+
 
 def derived_seed(seed, *keys):
     """A seed in [1, 2**31 - 1) from the search seed and keys, e.g. a trial id.
@@ -79,7 +81,11 @@ class HyperbandOracle(_AtomicOracle, keras_tuner.oracles.HyperbandOracle):
 
 def make_oracle(tuner, *, seed, max_trials=None, epochs=None, factor=3, iterations=1):
     """The oracle of a tuner name; its seed only drives the sampling."""
-    common = dict(objective=keras_tuner.Objective(OBJECTIVE, "max"), seed=derived_seed(seed, "oracle"))
+    # No stop after failed trials in the oracle: keras-tuner's raises before it
+    # saves the trial that failed and counts the old failures again on every
+    # rerun, so a stopped search could never go on. RungTuner stops instead.
+    common = dict(objective=keras_tuner.Objective(OBJECTIVE, "max"), seed=derived_seed(seed, "oracle"),
+                  max_consecutive_failed_trials=None)
     if tuner == "random":
         return RandomOracle(max_trials=max_trials, **common)
     if tuner == "bayesian":
@@ -129,6 +135,10 @@ class _SaveBestWeights(keras.callbacks.Callback):
 class RungTuner(keras_tuner.Tuner):
     """Runs trials of a `RungHyperModel`: one seed, one folder per trial.
 
+    After MAX_FAILED_IN_A_ROW failed trials in a row (a NaN loss, say) it
+    stops with a RuntimeError, every trial saved: the same command goes on
+    with new values, as after any stop.
+
     Args:
         oracle: from `make_oracle`.
         hypermodel: a `kcifar.tune.hypermodel.RungHyperModel`.
@@ -149,6 +159,7 @@ class RungTuner(keras_tuner.Tuner):
         self.trial_end_hook = on_trial_end
         self.tensorboard_dir = tensorboard
         self._asks = 0
+        self._failed_in_a_row = 0
 
     def save(self):
         if not self._is_worker():
@@ -171,18 +182,27 @@ class RungTuner(keras_tuner.Tuner):
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
-        super().on_trial_end(trial)
+        super().on_trial_end(trial)  # the oracle ends the trial and saves it
         if self.trial_end_hook is not None:
             self.trial_end_hook()
+        failed = trial.status in (keras_tuner.engine.trial.TrialStatus.FAILED,
+                                  keras_tuner.engine.trial.TrialStatus.INVALID)
+        self._failed_in_a_row = self._failed_in_a_row + 1 if failed else 0
+        if self._failed_in_a_row >= MAX_FAILED_IN_A_ROW:
+            last = (trial.message or "").strip().splitlines()
+            raise RuntimeError(f"{self._failed_in_a_row} trials in a row failed"
+                               + (f" (the last: {last[-1]})" if last else ""))
 
     def run_trial(self, trial, *args, **kwargs):
         trial_dir = self.get_trial_dir(trial.trial_id)
         result_path = os.path.join(trial_dir, TRIAL_FILE)
         if os.path.exists(result_path):  # finished, but its end never reached the oracle
-            return files.read_json(result_path)["metrics"]
-
-        with runtime.released_graph_gradients():
-            return self._run_trial(trial, trial_dir, result_path)
+            metrics = files.read_json(result_path)["metrics"]
+        else:
+            with runtime.released_graph_gradients():
+                metrics = self._run_trial(trial, trial_dir, result_path)
+        # keras-tuner takes numbers only: a clean accuracy the trial lacks stays out.
+        return {name: value for name, value in metrics.items() if value is not None}
 
     def _run_trial(self, trial, trial_dir, result_path):
         hp = trial.hyperparameters
@@ -217,7 +237,9 @@ class RungTuner(keras_tuner.Tuner):
             try:
                 self.hypermodel.fit(
                     hp, model, seed=seed, initial_epoch=first + len(history), epochs=last,
-                    callbacks=[Recorder(trial_dir, history), _SaveBestWeights(best_path, best),
+                    # The best weights before the checkpoint: a kill between the two
+                    # then retrains that epoch, and saves its weights again if best.
+                    callbacks=[_SaveBestWeights(best_path, best), Recorder(trial_dir, history),
                                *tensorboard_logs.callbacks_for(self.tensorboard_dir, trial_dir)],
                     verbose=self.verbose,
                 )

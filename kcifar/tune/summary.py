@@ -71,9 +71,11 @@ def best_row(rows):
 def best_config(best, settings, about):
     """The best trial as `python -m kcifar.experiments.<rung> --config FILE` reads it."""
     names = [r["name"] for r in settings["space"]]
+    # The values were chosen at the search's batch size: the rung trains at it too.
+    changes = {**{name: best[name] for name in names}, "batch_size": settings["config"]["batch_size"]}
     return {
         "rung": settings["rung"],
-        "changes": {name: best[name] for name in names},
+        "changes": changes,
         "val_accuracy": best["val_accuracy"],
         "trial": best["trial"],
         "search_epochs": best["epochs"],
@@ -82,7 +84,7 @@ def best_config(best, settings, about):
     }
 
 
-def _about(project_dir, settings, rows):
+def _about(project_dir, settings):
     """Where the figures come from: backend, device, data, seed."""
     first = None
     for trial_id in project.trial_ids(project_dir):
@@ -109,7 +111,7 @@ def write(project_dir, plot=True):
     settings = project.read_settings(project_dir)
     rows = collect(project_dir)
     best = best_row(rows)
-    about = _about(project_dir, settings, rows)
+    about = _about(project_dir, settings)
     counts = {}
     for r in rows:
         counts[r["status"]] = counts.get(r["status"], 0) + 1
