@@ -125,6 +125,22 @@ def test_a_failed_rung_does_not_stop_the_others(tmp_path, fake_children, capsys)
     assert "kcifar.experiments.trick1: error: boom" in open(log).read()
 
 
+def test_a_resume_that_fails_is_failed_though_its_last_stop_left_partial_json(tmp_path):
+    job = runner.Job("trick3", 0, str(tmp_path / "run"), epochs=20)
+    os.makedirs(job.run_dir)
+    files.write_json(os.path.join(job.run_dir, "partial.json"), {"epochs_done": 5})
+    job.process = True  # it ran
+    assert [job.outcome() for job.returncode in (0, 1)] == ["partial", "failed"]
+    job.interrupted = True  # Ctrl-C: 130, and the folder says where it stands
+    assert [job.outcome() for job.returncode in (130,)] == ["partial"]
+
+
+def test_a_child_is_never_handed_a_limit_that_rounds_to_zero():
+    job = runner.Job("trick3", 0, "run", epochs=20)
+    assert runner.child_command(job, [], 0.04)[-2:] == ["--time-limit", "0.1"]
+    assert runner.child_command(job, [], 61.26)[-2:] == ["--time-limit", "61.3"]
+
+
 def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
     job = runner.Job("trick3", 0, str(tmp_path / "run"), epochs=20)
     os.makedirs(job.run_dir)
@@ -148,7 +164,10 @@ def test_status_lines_in_a_log_are_plain_and_one_per_change(tmp_path):
     ]
 
 
-def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path, fake_children, tmp_path_factory):
+@pytest.mark.skipif(os.name != "posix", reason="process groups and SIGTERM as POSIX has them")
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_or_kill_reaches_each_child_once_and_the_table_says_interrupted(how, tmp_path, fake_children,
+                                                                              tmp_path_factory):
     out = tmp_path / "runs"
     # Python ignores SIGINT in a process started with it ignored (a
     # background job of a shell without job control): restore the handler.
@@ -158,12 +177,15 @@ def test_ctrl_c_reaches_each_child_once_and_the_table_says_interrupted(tmp_path,
               "'wait']; from kcifar.ladder.__main__ import main; "
               f"sys.exit(main(['--run', 'baseline..trick1', '--jobs', '2', '--out', {str(out)!r}]))")
     process = subprocess.Popen([sys.executable, "-c", parent], cwd=REPO, env=subprocess_env(tmp_path_factory),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     run_dirs = [out / f"{name}-{runner.children_backend()}-seed0" for name in ("baseline", "trick1")]
     deadline = time.time() + 60
     while not all((d / "ready").exists() for d in run_dirs) and time.time() < deadline:
         time.sleep(0.1)
-    process.send_signal(signal.SIGINT)
+    if how == "ctrl-c":  # a terminal sends it to its whole foreground process group
+        os.killpg(process.pid, signal.SIGINT)
+    else:
+        process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=60)
     assert process.returncode == 130, stderr[-2000:]
     assert [(d / "signals.txt").read_text() for d in run_dirs] == ["SIGINT\n", "SIGINT\n"]

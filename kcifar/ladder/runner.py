@@ -13,6 +13,9 @@ others; the end is a table of every run's outcome, and a non-zero exit
 names the failed ones. Ctrl-C reaches the parent alone, which sends each
 running child exactly one SIGINT: every child discards its unfinished epoch
 and keeps its last checkpoint, so the same command resumes them all.
+SIGTERM and SIGHUP (`kill`, a closed terminal or SSH session) stop it the
+same way: its children, in sessions of their own, would otherwise train on
+without it.
 
 The slots are kept by hand on `subprocess` rather than by a
 `concurrent.futures` or `multiprocessing` pool: those run Python functions
@@ -23,6 +26,7 @@ would wait for the end).
 """
 
 import codecs
+import contextlib
 import dataclasses
 import os
 import signal
@@ -61,6 +65,8 @@ class Job:
         return self.process is not None and self.returncode is None
 
     def outcome(self):
+        if self.returncode not in (0, None) and not self.interrupted:
+            return "failed"  # before the folder: a resume that failed may leave its last stop's partial.json
         found = results.state(self.run_dir)
         if found in ("complete", "partial"):
             return found
@@ -123,7 +129,7 @@ def child_command(job, flags, time_left):
     """The command line of one child."""
     command = [sys.executable, "-m", f"kcifar.experiments.{job.name}", *flags, "--seed", str(job.seed)]
     if time_left is not None:
-        command += ["--time-limit", f"{time_left:.1f}"]
+        command += ["--time-limit", f"{max(time_left, 0.1):.1f}"]  # never 0.0, which the child refuses
     return command
 
 
@@ -169,9 +175,10 @@ def _copy_output(job, source, log, lock, echo):
 def finish(job):
     """Records a child's end once its output is all in its log."""
     job.returncode = job.process.wait()
-    for reader in job.readers:
+    for reader in job.readers or []:  # none yet when Ctrl-C came as the child started
         reader.join(timeout=10)
-    job.log.close()
+    if job.log is not None:
+        job.log.close()
 
 
 def status(job):
@@ -254,37 +261,56 @@ def run(names, flags, jobs=1, devices=None, out=None):
     begin = cli.started()
     board = StatusBoard(planned, out) if jobs > 1 else None
     pending, free, interrupted = list(planned), list(range(jobs)), False
-    try:
-        while pending or any(job.running for job in planned):
-            while pending and free:
-                job = pending.pop(0)
-                time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
-                if time_left is not None and time_left <= 0:
-                    pending.clear()  # the limit has passed: what is left does not start
-                    break
-                if board is None:
-                    print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
-                start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
-            time.sleep(POLL_SECONDS if board else 0.2)
-            for job in planned:
-                if job.running and job.process.poll() is not None:
-                    finish(job)
-                    free.append(job.slot)
-            if board:
-                board.update()
-    except KeyboardInterrupt:
-        interrupted = True
-        _interrupt([job for job in planned if job.running])
+    with _stops_as_ctrl_c():  # kill and a closed terminal stop it as Ctrl-C does
+        try:
+            while pending or any(job.running for job in planned):
+                while pending and free:
+                    job = pending.pop(0)
+                    time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
+                    if time_left is not None and time_left <= 0:
+                        pending.clear()  # the limit has passed: what is left does not start
+                        break
+                    if board is None:
+                        print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
+                    start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
+                time.sleep(POLL_SECONDS if board else 0.2)
+                for job in planned:
+                    if job.running and job.process.poll() is not None:
+                        finish(job)
+                        free.append(job.slot)
+                if board:
+                    board.update()
+        except KeyboardInterrupt:
+            interrupted = True
+            _interrupt([job for job in planned if job.running])
     print(outcome_table(planned), file=out, flush=True)
     failed = [job for job in planned if job.outcome() == "failed"]
     if interrupted:
-        print("interrupted; run the same command to resume", file=sys.stderr)
+        again = "the same command without --overwrite" if "--overwrite" in child_flags else "the same command"
+        print(f"interrupted; run {again} to resume", file=sys.stderr)
         return 130
     if failed:
         print("python -m kcifar.ladder: error: failed: " + ", ".join(f"{j.name} (seed {j.seed})" for j in failed)
               + f"; see {LOG_FILE} in their run folders", file=sys.stderr)
         return 1
     return 0
+
+
+@contextlib.contextmanager
+def _stops_as_ctrl_c():
+    """SIGTERM and SIGHUP raise KeyboardInterrupt in the parent while it runs."""
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    kept = {}
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            kept[name] = signal.signal(getattr(signal, name), interrupt)
+    try:
+        yield
+    finally:
+        for name, handler in kept.items():
+            signal.signal(getattr(signal, name), handler)
 
 
 def _interrupt(running):
