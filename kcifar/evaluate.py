@@ -30,7 +30,10 @@ def load_model(path):
     except Exception as e:  # Keras raises many kinds for a bad file: zip, JSON, HDF5, config errors
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UsageError(f"{path}: not a Keras model this Keras can load ({reason})")
-    shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
+    try:
+        shapes = (tuple(model.input_shape[1:]), tuple(model.output_shape[1:]))
+    except (AttributeError, TypeError, ValueError):  # unbuilt, subclassed or with several inputs
+        shapes = ("unknown", "unknown")
     if shapes != (IMAGE_SHAPE, (NUM_CLASSES,)):
         raise UsageError(
             f"{path}: expected a model from {IMAGE_SHAPE} images to {NUM_CLASSES} class probabilities. "

@@ -7,9 +7,12 @@ renamed, so a crash never leaves a half-written cache, and a file lock keeps
 parallel tuner workers from decoding the same source twice.
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import sys
+import zipfile
 
 import filelock
 import numpy as np
@@ -47,18 +50,23 @@ def load(key):
         with np.load(path) as f:
             arrays = {name: f[name] for name in ARRAYS}
             meta = json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError):
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile):  # damaged: made again
         return None
     return arrays, meta
 
 
 def save(key, arrays, meta):
-    os.makedirs(cache_dir(), exist_ok=True)
+    """Keeps the arrays; a cache that cannot be written (read-only, full)
+    costs a line on stderr, not the run: the data was read."""
     path = os.path.join(cache_dir(), key + ".npz")
     tmp = f"{path}.tmp-{os.getpid()}.npz"
     try:
+        os.makedirs(cache_dir(), exist_ok=True)
         np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
         os.replace(tmp, path)
+    except OSError as e:
+        print(f"kcifar: decoded data not cached in {cache_dir()} ({e}); the next load decodes again",
+              file=sys.stderr)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -72,5 +80,8 @@ def locked(key):
     `msvcrt.locking` on Windows), which the system releases when a process
     dies, so a killed worker never leaves the entry locked.
     """
-    os.makedirs(cache_dir(), exist_ok=True)
+    try:
+        os.makedirs(cache_dir(), exist_ok=True)
+    except OSError:
+        return contextlib.nullcontext()  # no cache to share (save says so)
     return filelock.FileLock(os.path.join(cache_dir(), key + ".lock"))

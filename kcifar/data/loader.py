@@ -1,5 +1,6 @@
 """`load()`: CIFAR-10 as train/validation/test uint8 arrays, from any source."""
 
+import contextlib
 import dataclasses
 import os
 import re
@@ -110,7 +111,7 @@ def load_arrays(source=None, use_cache=True):
         hit = cache.load(key)
         if hit:
             return hit
-    with cache.locked(key):
+    with cache.locked(key) if use_cache else contextlib.nullcontext():
         hit = cache.load(key) if use_cache else None  # a parallel worker may have made it
         if hit:
             return hit
