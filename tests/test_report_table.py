@@ -191,6 +191,15 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert "The gap (running training minus test accuracy) is +19.00 pp." in table.budget_summary("full", groups[:1])
 
 
+def test_steps_are_counted_within_a_backend_never_across(tmp_path):
+    for backend, accuracies in (("jax", (0.5, 0.6)), ("torch", (0.7, 0.6))):
+        for name, accuracy in zip(("baseline", "trick1"), accuracies):
+            write_run(tmp_path, name=name, backend=backend, test_accuracy=accuracy)
+    groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
+    assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)."
+            in table.budget_summary("full", groups))
+
+
 def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path):
     overfits = write_run(tmp_path, name="baseline", epochs=5)
     write_run(tmp_path, name="trick1", epochs=5)  # the helper's curves: still improving at the end

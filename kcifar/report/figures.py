@@ -260,7 +260,8 @@ def ladder(groups, path, budget=FULL):
         handles += [Patch(color=colour[s], label=_series_label(s, len(datasets))) for s in series]
         if groups:
             handles += [Patch(facecolor=("0.5", GAP_ALPHA), label="gap: training minus test accuracy", **GAP_BAR),
-                        Line2D([], [], color="black", lw=2, label="training accuracy, last epoch (mean)")]
+                        Line2D([], [], color="black", lw=2, label="running training accuracy, last epoch"
+                               + (" (mean)" if any(len(g.runs) > 1 for g in groups) else ""))]
         if any(g.runs[0].variant for g in groups):
             handles.append(Patch(facecolor="white", edgecolor="black", hatch=VARIANT_HATCH,
                                  label="config changed from the rung's (see the table)"))

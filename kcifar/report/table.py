@@ -147,8 +147,9 @@ def _link(path, out_dir):
 def budget_text(budget, groups):
     """What a budget's section says before its table."""
     if budget == FULL:
-        return ("Each rung's own schedule on the whole training split, as the lecture trains it; the "
-                "lecture's reported test accuracy stands beside each rung.\n")
+        return ("Each rung's own schedule on the whole training split: CIFAR-10's 50000 training images less "
+                "the 5000 held out for validation (the lecture trains on all 50000). The lecture's reported test "
+                "accuracy stands beside each rung.\n")
     if budget == CUSTOM:
         return ("Runs with their own epochs or training images (`--epochs`, `--limit-train`): quick checks "
                 "that the code runs, not results of the rungs; the lecture's figures are not drawn beside "
@@ -216,8 +217,10 @@ def budget_summary(budget, groups):
     of = [counted(len({g.first["rung"] for g in ladder}), "rung")] if ladder else []
     of += [f"{name} (beyond the ladder)" for name in dict.fromkeys(g.first["name"] for g in groups if g.beyond)]
     text = [f"{counted(runs, 'run')} of {' and of '.join(of)}, {images} training images, {epochs}."]
-    steps = [(a, b) for a, b in zip(own, own[1:]) if b.first["rung"] == a.first["rung"] + 1
-             and a.first["backend"] == b.first["backend"]]
+    steps = []  # one rung to the next within a series (backend, device, precision, data)
+    for series in dict.fromkeys(g.runs[0].series for g in own):
+        line = [g for g in own if g.runs[0].series == series]
+        steps += [(a, b) for a, b in zip(line, line[1:]) if b.first["rung"] == a.first["rung"] + 1]
     if steps:
         falls = [f"{b.first['rung']} ({points(b.mean('test_accuracy') - a.mean('test_accuracy'))})"
                  for a, b in steps if b.mean("test_accuracy") < a.mean("test_accuracy")]
