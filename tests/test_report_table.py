@@ -191,10 +191,13 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert "The gap (running training minus test accuracy) is +19.00 pp." in table.budget_summary("full", groups[:1])
 
 
-def test_steps_are_counted_within_a_backend_never_across(tmp_path):
+def test_steps_are_counted_within_a_backend_never_across_though_the_device_changes(tmp_path):
     for backend, accuracies in (("jax", (0.5, 0.6)), ("torch", (0.7, 0.6))):
         for name, accuracy in zip(("baseline", "trick1"), accuracies):
             write_run(tmp_path, name=name, backend=backend, test_accuracy=accuracy)
+    # The jax ladder's rung 1 ran on another CPU (a later sitting): still a step of that ladder.
+    path = tmp_path / "trick1-jax-seed0" / "metrics.json"
+    files.write_json(path, {**files.read_json(path), "device": "cpu: another CPU x2"})
     groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
     assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)."
             in table.budget_summary("full", groups))

@@ -217,9 +217,15 @@ def budget_summary(budget, groups):
     of = [counted(len({g.first["rung"] for g in ladder}), "rung")] if ladder else []
     of += [f"{name} (beyond the ladder)" for name in dict.fromkeys(g.first["name"] for g in groups if g.beyond)]
     text = [f"{counted(runs, 'run')} of {' and of '.join(of)}, {images} training images, {epochs}."]
-    steps = []  # one rung to the next within a series (backend, device, precision, data)
-    for series in dict.fromkeys(g.runs[0].series for g in own):
-        line = [g for g in own if g.runs[0].series == series]
+    # One rung to the next on the same backend, precision and data: the
+    # device (the CPU a sitting had, say) changes the speed, not the figures.
+    def same_computation(g):
+        backend, _, precision, data = g.runs[0].series
+        return backend, precision, data
+
+    steps = []
+    for key in dict.fromkeys(map(same_computation, own)):
+        line = [g for g in own if same_computation(g) == key]
         steps += [(a, b) for a, b in zip(line, line[1:]) if b.first["rung"] == a.first["rung"] + 1]
     if steps:
         falls = [f"{b.first['rung']} ({points(b.mean('test_accuracy') - a.mean('test_accuracy'))})"
