@@ -183,7 +183,7 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     assert text.startswith("3 runs of 3 rungs, 900 training images, 3 epochs.")
     assert "Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)." in text
     assert "ranges from +5.00 pp to +19.00 pp" in text
-    assert "Best on validation: rung 2 trick2 (91.00%)." in text
+    assert "Best on validation after the last epoch: rung 2 trick2 (91.00%)." in text
     # Against the lecture (78%, 80%, 84%): rungs 0 and 2 reach it, rung 1 falls 10 points short.
     assert "At or above the lecture's figure: rung 0, 2. Below the lecture's figure: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
@@ -239,7 +239,7 @@ def test_a_step_beyond_the_ladder_has_its_own_row_after_the_rungs_and_no_lecture
     # From rung 9 to the step beyond is no step of the ladder; its runs are counted apart.
     assert "3 runs of 2 rungs and of pretrained (beyond the ladder), 900 training images, 3 epochs." in full
     assert "Test accuracy rises at 1 of 1 step from one rung to the next." in full
-    assert "Best on validation: pretrained, beyond the ladder (91.00%)." in full
+    assert "Best on validation after the last epoch: pretrained, beyond the ladder (91.00%)." in full
     assert "1 run of pretrained (beyond the ladder), 900 training images, 2 epochs." in small
     assert "- **beyond the ladder**: a step after the ladder's last rung" in rest and "(`pretrained`;" in rest
     assert "### pretrained-jax-seed0\n" in rest and "(figures/pretrained-jax-seed0-curves.png)" in rest

@@ -238,7 +238,7 @@ def budget_summary(budget, groups):
     text.append(f"The gap (running training minus test accuracy) {spread}.")
     best = max(groups, key=lambda g: g.mean("val_accuracy"))
     best_name = f"{best.first['name']}, beyond the ladder" if best.beyond else f"rung {best.label}"
-    text.append(f"Best on validation: {best_name} ({percent(best.mean('val_accuracy'))}).")
+    text.append(f"Best on validation after the last epoch: {best_name} ({percent(best.mean('val_accuracy'))}).")
     if budget == FULL:
         versus = [(g, g.mean("test_accuracy") - g.lecture) for g in own if g.lecture is not None]
         reach = [f"{g.first['rung']}" for g, d in versus if d >= 0]
