@@ -47,6 +47,15 @@ def test_missing_class_in_a_split_is_refused(tmp_path):
         load(folder)
 
 
+def test_a_broken_link_in_the_folder_is_one_line_naming_it(tiny_dir, tmp_path):
+    import shutil
+
+    folder = shutil.copytree(tiny_dir, tmp_path / "cifar")
+    os.symlink(tmp_path / "gone.png", folder / "train" / "cat" / "link.png")
+    with pytest.raises(DataError, match=r"link\.png: cannot be read"):
+        load(str(folder))
+
+
 @pytest.mark.skipif(not os.path.exists(SHARED_ARCHIVE), reason="../shared/data/cifar10-jpg.tar.xz not present")
 def test_real_archive_is_full_cifar10():
     data = load(SHARED_ARCHIVE)

@@ -106,7 +106,10 @@ def load_arrays(source=None, use_cache=True):
     path = download.download() if source is None else source
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file or folder")
-    key = cache.source_key(path)
+    try:
+        key = cache.source_key(path)
+    except OSError as e:  # a broken link or an unreadable file in the folder
+        raise DataError(f"{e.filename or path}: cannot be read ({e.strerror or e})")
     if use_cache:
         hit = cache.load(key)
         if hit:
