@@ -195,7 +195,7 @@ def test_steps_are_counted_within_a_backend_never_across_though_the_device_chang
     for backend, accuracies in (("jax", (0.5, 0.6)), ("torch", (0.7, 0.6))):
         for name, accuracy in zip(("baseline", "trick1"), accuracies):
             write_run(tmp_path, name=name, backend=backend, test_accuracy=accuracy)
-    # The jax ladder's rung 1 ran on another CPU (a later sitting): still a step of that ladder.
+    # The jax ladder's rung 1 ran on another CPU (after a resume): still a step of that ladder.
     path = tmp_path / "trick1-jax-seed0" / "metrics.json"
     files.write_json(path, {**files.read_json(path), "device": "cpu: another CPU x2"})
     groups = runs.group_runs(runs.collect([str(tmp_path)])[0])

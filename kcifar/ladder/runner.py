@@ -13,9 +13,9 @@ others; the end is a table of every run's outcome, and a non-zero exit
 names the failed ones. Ctrl-C reaches the parent alone, which sends each
 running child exactly one SIGINT: every child discards its unfinished epoch
 and keeps its last checkpoint, so the same command resumes them all.
-SIGTERM and SIGHUP (`kill`, a closed terminal or SSH session) stop it the
-same way: its children, in sessions of their own, would otherwise train on
-without it.
+SIGTERM and SIGHUP (`kill`, a closed terminal or remote login) stop it the
+same way: its children, in process groups of their own, would otherwise
+train on without it.
 
 The slots are kept by hand on `subprocess` rather than by a
 `concurrent.futures` or `multiprocessing` pool: those run Python functions
@@ -26,7 +26,6 @@ would wait for the end).
 """
 
 import codecs
-import contextlib
 import dataclasses
 import os
 import signal
@@ -261,28 +260,30 @@ def run(names, flags, jobs=1, devices=None, out=None):
     begin = cli.started()
     board = StatusBoard(planned, out) if jobs > 1 else None
     pending, free, interrupted = list(planned), list(range(jobs)), False
-    with _stops_as_ctrl_c():  # kill and a closed terminal stop it as Ctrl-C does
-        try:
-            while pending or any(job.running for job in planned):
-                while pending and free:
-                    job = pending.pop(0)
-                    time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
-                    if time_left is not None and time_left <= 0:
-                        pending.clear()  # the limit has passed: what is left does not start
-                        break
-                    if board is None:
-                        print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
-                    start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
-                time.sleep(POLL_SECONDS if board else 0.2)
-                for job in planned:
-                    if job.running and job.process.poll() is not None:
-                        finish(job)
-                        free.append(job.slot)
-                if board:
-                    board.update()
-        except KeyboardInterrupt:
-            interrupted = True
-            _interrupt([job for job in planned if job.running])
+    restore_handlers = _kill_as_ctrl_c()  # kill and a closed terminal stop it as Ctrl-C does
+    try:
+        while pending or any(job.running for job in planned):
+            while pending and free:
+                job = pending.pop(0)
+                time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
+                if time_left is not None and time_left <= 0:
+                    pending.clear()  # the limit has passed: what is left does not start
+                    break
+                if board is None:
+                    print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
+                start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
+            time.sleep(POLL_SECONDS if board else 0.2)
+            for job in planned:
+                if job.running and job.process.poll() is not None:
+                    finish(job)
+                    free.append(job.slot)
+            if board:
+                board.update()
+    except KeyboardInterrupt:
+        interrupted = True
+        _interrupt([job for job in planned if job.running])
+    finally:
+        restore_handlers()
     print(outcome_table(planned), file=out, flush=True)
     failed = [job for job in planned if job.outcome() == "failed"]
     if interrupted:
@@ -296,9 +297,9 @@ def run(names, flags, jobs=1, devices=None, out=None):
     return 0
 
 
-@contextlib.contextmanager
-def _stops_as_ctrl_c():
-    """SIGTERM and SIGHUP raise KeyboardInterrupt in the parent while it runs."""
+def _kill_as_ctrl_c():
+    """Makes SIGTERM and SIGHUP raise KeyboardInterrupt in the parent;
+    returns the function that puts the handlers before them back."""
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
@@ -306,11 +307,12 @@ def _stops_as_ctrl_c():
     for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
         if hasattr(signal, name):
             kept[name] = signal.signal(getattr(signal, name), interrupt)
-    try:
-        yield
-    finally:
+
+    def restore():
         for name, handler in kept.items():
             signal.signal(getattr(signal, name), handler)
+
+    return restore
 
 
 def _interrupt(running):

@@ -218,7 +218,7 @@ def budget_summary(budget, groups):
     of += [f"{name} (beyond the ladder)" for name in dict.fromkeys(g.first["name"] for g in groups if g.beyond)]
     text = [f"{counted(runs, 'run')} of {' and of '.join(of)}, {images} training images, {epochs}."]
     # One rung to the next on the same backend, precision and data: the
-    # device (the CPU a sitting had, say) changes the speed, not the figures.
+    # device (the CPU a resumed run continued on, say) changes the speed, not the figures.
     def same_computation(g):
         backend, _, precision, data = g.runs[0].series
         return backend, precision, data
