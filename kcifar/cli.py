@@ -61,8 +61,7 @@ def _run(config, args):
     check_tensorboard(args.tensorboard)
     from kcifar.train import RunError, Stopped, train
 
-    recipe = None if getattr(args, "weights", None) is None else pretrained_recipe(config.name, args.weights)
-    data = None
+    data = recipe = None
     finished = []
     for seed in seeds:
         run_dir = run_dir_of(args, config, seed)
@@ -71,6 +70,9 @@ def _run(config, args):
             finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
             continue
         if data is None:  # decoded once, and only when a seed has epochs left: resuming a done ladder is instant
+            # The pretrained step's weights likewise, first: a finished run needs no download.
+            if getattr(args, "weights", None) is not None:
+                recipe = pretrained_recipe(config.name, args.weights)
             data = load_data(args)
         try:
             metrics = train(

@@ -25,6 +25,7 @@ costs six times as much.
 
 import os
 import socket
+import urllib.request
 
 import keras
 import numpy as np
@@ -70,6 +71,8 @@ def resolve_weights(weights, timeout=5.0):
     cached = os.path.join(keras_models_dir(), WEIGHTS_FILE)
     if os.path.exists(cached):
         return "imagenet"  # Keras finds it there and checks its hash
+    if urllib.request.getproxies().get("https"):
+        return "imagenet"  # reached through a proxy, which a direct probe cannot tell; build_backbone says if not
     try:
         socket.create_connection((WEIGHTS_HOST, 443), timeout=timeout).close()
     except OSError as e:
@@ -91,15 +94,13 @@ def build_backbone(config, weights):
     try:
         return BACKBONE(include_top=False, weights=weights, input_shape=(config.image_size, config.image_size, 3),
                         pooling="avg", include_preprocessing=True)
-    except (OSError, ValueError) as e:
-        if weights in (None, "imagenet"):
-            raise
-        raise WeightsError(f"cannot load {weights} into {BACKBONE.__name__}: {str(e).splitlines()[0]}")
     except Exception as e:  # Keras's get_file raises a bare Exception when a download fails
-        if weights != "imagenet":
-            raise
-        raise WeightsError(f"downloading ImageNet weights failed ({str(e).splitlines()[0]}); "
-                           "pass --weights PATH or --weights none")
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        if weights == "imagenet":  # a download cut off, timed out, or failing its hash check
+            raise WeightsError(f"getting ImageNet weights failed ({first}); pass --weights PATH or --weights none")
+        if weights is not None and isinstance(e, (OSError, ValueError)):
+            raise WeightsError(f"cannot load {weights} into {BACKBONE.__name__}: {first}")
+        raise
 
 
 def build_pretrained_model(config, backbone, seed=None):

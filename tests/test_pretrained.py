@@ -81,6 +81,7 @@ def test_a_legacy_weights_file_is_loaded_through_a_path(tmp_path, backbone):
 
 def test_weights_that_cannot_be_had_end_in_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr("urllib.request.getproxies", dict)  # no proxy: the probe decides
 
     def no_network(*args, **kwargs):
         raise OSError("Network is unreachable")
@@ -97,6 +98,38 @@ def test_weights_that_cannot_be_had_end_in_one_line(tmp_path, monkeypatch):
     (tmp_path / "keras" / "models").mkdir(parents=True)
     (tmp_path / "keras" / "models" / pretrained.WEIGHTS_FILE).write_bytes(b"")
     assert pretrained.resolve_weights("imagenet") == "imagenet"  # cached: no network needed
+
+
+def test_behind_a_proxy_no_probe_refuses_and_a_failed_download_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr("urllib.request.getproxies", lambda: {"https": "http://proxy:3128"})
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
+    assert pretrained.resolve_weights("imagenet") == "imagenet"  # the proxy may reach what a socket cannot
+
+    for failure in (ValueError("Incomplete or corrupted file detected.\nThe sha256 ..."), TimeoutError("timed out"),
+                    Exception("URL fetch failure on https://...")):
+        def backbone(**kwargs):
+            raise failure
+
+        monkeypatch.setattr(pretrained, "BACKBONE", backbone)
+        with pytest.raises(WeightsError) as e:
+            pretrained.build_backbone(TINY, "imagenet")
+        assert "\n" not in str(e.value) and "--weights none" in str(e.value)
+        assert str(failure).splitlines()[0] in str(e.value)
+
+
+def test_a_finished_run_is_skipped_offline_without_looking_for_weights(tmp_path, monkeypatch, capsys):
+    from kcifar.cli import run_dir_of
+    from kcifar.experiments import pretrained as step
+
+    out = tmp_path / "runs"
+    args = type("Args", (), {"out": str(out), "budget": "full"})()
+    done = run_dir_of(args, step.CONFIG, 0)
+    os.makedirs(done)
+    files.write_json(os.path.join(done, "metrics.json"), {"name": "pretrained"})
+    monkeypatch.setattr(pretrained, "resolve_weights", lambda *a: pytest.fail("weights were looked for"))
+    assert step.run_rung(step.CONFIG, ["--out", str(out), "--resume"]) == [{"name": "pretrained"}]
+    assert "skipped: complete run" in capsys.readouterr().out
 
 
 def test_the_saved_network_loads_without_kcifar_and_predicts_the_same(tmp_path, backbone):
@@ -171,6 +204,7 @@ def test_the_command_refuses_weights_it_cannot_have_in_one_line_and_leaves_nothi
         f"Received: --weights {tmp_path / 'missing.h5'}")
 
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    monkeypatch.setattr("urllib.request.getproxies", dict)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
     with pytest.raises(SystemExit) as e:
         step.run_rung(step.CONFIG, ["--out", str(out)])
