@@ -11,7 +11,8 @@ def test_tiny_set_is_split_and_reported(tiny_data):
     assert (len(tiny_data.y_train), len(tiny_data.y_val), len(tiny_data.y_test)) == (108, 12, 40)
     assert np.bincount(tiny_data.y_val, minlength=10).min() >= 1
     assert any("custom set: train has 120 images" in n for n in tiny_data.notes)
-    assert tiny_data.format == "image-folder" and "JPEG mirror" in tiny_data.description
+    assert tiny_data.format == "image-folder" and not tiny_data.lossy  # PNGs: CIFAR-10's own pixels
+    assert "JPEG mirror" not in tiny_data.description
 
 
 def test_stats_come_from_the_train_split_only(tiny_data):
@@ -82,7 +83,7 @@ def test_load_with_a_limit_is_the_subset(tiny_dir):
 def test_results_name_the_source_by_its_file_name_only(tiny_dir):
     data = load(tiny_dir)
     assert data.source == "cifar" and data.path == os.path.abspath(tiny_dir)
-    assert data.description == f"image-folder at cifar (JPEG mirror: lossy pixels), sha256:{data.checksum}"
+    assert data.description == f"image-folder at cifar, sha256:{data.checksum}"
     # A trailing separator names the same folder.
     assert load(tiny_dir + os.sep).source == "cifar"
 
@@ -101,3 +102,13 @@ def test_named_description_reads_old_results_files(old, new):
     from kcifar.data.loader import named_description
 
     assert named_description(old) == new
+
+
+@pytest.mark.parametrize("ext, lossy", [("png", False), ("jpg", True), ("JPEG", True)])
+def test_only_jpeg_images_are_called_a_lossy_mirror(tmp_path, ext, lossy):
+    from helpers import tiny_arrays, write_image_folder
+
+    root = write_image_folder(str(tmp_path / "images"), *tiny_arrays(2, 1), ext=ext)
+    data = load(root, val_size=10, use_cache=False)
+    assert data.lossy is lossy
+    assert ("(JPEG mirror: lossy pixels)" in data.description) is lossy

@@ -187,8 +187,18 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     # Against the lecture (78%, 80%, 84%): rungs 0 and 2 reach it, rung 1 falls 10 points short.
     assert "At or above the lecture's figure: rung 0, 2. Below the lecture's figure: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
+    assert text.endswith("The data here is a JPEG copy of CIFAR-10, which scores a little lower than the original images.\n")
     assert "what the tricks do at full scale" in table.budget_summary("small", groups)
     assert "The gap (running training minus test accuracy) is +19.00 pp." in table.budget_summary("full", groups[:1])
+
+
+def test_lossless_data_is_not_called_a_jpeg_copy(tmp_path):
+    from helpers import DATA
+
+    png = {**DATA, "description": "image-folder at cifar10-png, sha256:0123456789abcdef", "source": "cifar10-png"}
+    write_run(tmp_path, name="baseline", data=png)
+    text = table.budget_summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
+    assert "What this cannot show: with one seed" in text and "JPEG" not in text
 
 
 def test_steps_are_counted_within_a_backend_never_across_though_the_device_changes(tmp_path):

@@ -38,8 +38,8 @@ def info(data, seconds):
     print(f"std  (RGB, 0..255, train split): {np.round(std, 2).tolist()}")
     for note in data.notes:
         print(f"note: {note}")
-    if data.format == "image-folder":
-        print("note: JPEG/PNG mirror; say 'CIFAR-10 (JPEG q75 mirror)' next to accuracies measured on it")
+    if data.lossy:
+        print("note: JPEG mirror (lossy pixels); say 'CIFAR-10 (JPEG mirror)' next to accuracies measured on it")
     print(f"loaded in {seconds:.2f} s")
 
 

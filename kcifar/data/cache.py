@@ -17,7 +17,7 @@ import zipfile
 import filelock
 import numpy as np
 
-FORMAT_VERSION = 1  # bump when the cached layout changes
+FORMAT_VERSION = 2  # bump when the cached layout changes (2: meta says whether pixels are lossy)
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
 

@@ -34,12 +34,13 @@ class Cifar10:
     format: str  # cifar-10-batches-py, cifar-10-batches-bin or image-folder
     checksum: str  # of the full train and test arrays, before the split
     notes: tuple = ()  # e.g. "custom set: ..." when the counts are not CIFAR-10's
+    lossy: bool = False  # some images were JPEGs: a lossy copy of CIFAR-10's pixels
     path: str = ""  # the absolute path read ("keras" for Keras's download); never recorded
 
     @property
     def description(self):
         """One line for results files: the source's name, format and checksum."""
-        return describe(self.format, self.source, self.checksum)
+        return describe(self.format, self.source, self.checksum, self.lossy)
 
     def subset(self, n):
         """A fixed, stratified subset of n training images (for quick runs);
@@ -65,10 +66,10 @@ class Cifar10:
         return split.channel_stats(self.x_train)
 
 
-def describe(fmt, name, checksum):
+def describe(fmt, name, checksum, lossy=False):
     """The data line of results files, e.g. "image-folder at cifar10-jpg.tar.xz
     (JPEG mirror: lossy pixels), sha256:c155818c7600a777"."""
-    jpeg = " (JPEG mirror: lossy pixels)" if fmt == "image-folder" else ""
+    jpeg = " (JPEG mirror: lossy pixels)" if lossy else ""
     return f"{fmt} at {name}{jpeg}, sha256:{checksum}"
 
 
@@ -118,11 +119,12 @@ def load_arrays(source=None, use_cache=True):
         hit = cache.load(key) if use_cache else None  # a parallel worker may have made it
         if hit:
             return hit
-        x_train, y_train, x_test, y_test, fmt = read_source(path)
+        x_train, y_train, x_test, y_test, fmt, lossy = read_source(path)
         arrays = dict(x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
         check(arrays, path)
         meta = dict(
             format=fmt,
+            lossy=lossy,
             source="keras" if source is None else os.path.abspath(path),
             checksum=split.checksum(x_train, y_train, x_test, y_test),
             notes=count_notes(arrays),
@@ -183,7 +185,7 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
         x_test=arrays["x_test"], y_test=arrays["y_test"],
         # The cache's meta keeps the full path (older entries hold it too).
         source=source_name(meta["source"]), format=meta["format"], checksum=meta["checksum"],
-        notes=tuple(meta["notes"]), path=meta["source"],
+        notes=tuple(meta["notes"]), lossy=meta["lossy"], path=meta["source"],
     )
     if limit_train is None:
         return data

@@ -73,19 +73,24 @@ def list_files(path):
 
 
 def read_source(path):
-    """Reads CIFAR-10 from a folder or archive in any of the three formats."""
+    """Reads CIFAR-10 from a folder or archive in any of the three formats.
+
+    Returns (x_train, y_train, x_test, y_test, format, lossy), where lossy
+    says that some images were JPEGs: their pixels are not CIFAR-10's own.
+    """
     files = list_files(path)
     by_base = {}
     for name in files:
         by_base.setdefault(os.path.basename(name), name)
     if "data_batch_1" in by_base:
         return (*_read_batches(files, by_base, PY_BATCHES, _read_py_batch),
-                "cifar-10-batches-py")
+                "cifar-10-batches-py", False)
     if "data_batch_1.bin" in by_base:
         return (*_read_batches(files, by_base, BIN_BATCHES, _read_bin_batch),
-                "cifar-10-batches-bin")
+                "cifar-10-batches-bin", False)
     if any(_image_split(name) for name in files):
-        return (*_read_image_folder(files, path), "image-folder")
+        lossy = any(_image_split(name) and name.lower().endswith((".jpg", ".jpeg")) for name in files)
+        return (*_read_image_folder(files, path), "image-folder", lossy)
     raise DataError(
         f"{path}: no CIFAR-10 found (expected cifar-10-batches-py, "
         "cifar-10-batches-bin, or train/<class>/ and test/<class>/ images)"

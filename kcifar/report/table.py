@@ -163,8 +163,7 @@ def budget_text(budget, groups):
 # What a budget's runs cannot show, whatever they measure.
 CANNOT_SHOW = {
     FULL: ("with one seed a rung's difference from its neighbour below about one point is within seed noise "
-           "(`--seeds 0,1,2` measures it), and the data here is a JPEG copy of CIFAR-10, which scores a little "
-           "lower than the original images."),
+           "(`--seeds 0,1,2` measures it)."),
     CUSTOM: "anything about the rungs: these runs are too short or too small to compare with each other or "
             "with the lecture.",
 }
@@ -250,6 +249,8 @@ def budget_summary(budget, groups):
         if own:
             text.append("What the validation curves show: " + "; ".join(history_note(g) for g in own) + ".")
     text.append("What this cannot show: " + CANNOT_SHOW.get(budget, SMALL_CANNOT_SHOW))
+    if budget == FULL and any("JPEG mirror" in g.first["data"]["description"] for g in groups):
+        text.append("The data here is a JPEG copy of CIFAR-10, which scores a little lower than the original images.")
     return " ".join(text) + "\n"
 
 
