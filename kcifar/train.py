@@ -261,9 +261,11 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
 
 
 def data_record(data):
-    """What a results file says of the data: no path of the machine that ran it."""
+    """What a results file says of the data: no path of the machine that ran it.
+    Its notes name a training subset (--limit-train) or a custom set, so that
+    even a stopped run's settings.json says what it trained on."""
     return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
-            "train": len(data.y_train), "val": len(data.y_val)}
+            "train": len(data.y_train), "val": len(data.y_val), "notes": list(data.notes)}
 
 
 def metrics_record(config, data, history, test, *, seed, budget, precision, deterministic, eval_seconds):
@@ -297,7 +299,7 @@ def metrics_record(config, data, history, test, *, seed, budget, precision, dete
         "code": runtime.code_version(),
         "data": {
             **data_record(data), "description": data.description, "format": data.format,
-            "test": len(data.y_test), "notes": list(data.notes),
+            "test": len(data.y_test),
         },
         "class_names": list(CLASS_NAMES),
     }
@@ -343,12 +345,12 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
 def changed_settings(saved, settings):
     """The settings that differ, for a resume. The code version may change
     between the two; folders written before a setting existed (budget,
-    data checksum) are compared on what they hold, and their data
-    description, which named a machine path, is not compared."""
+    data checksum, data notes) are compared on what they hold, and their
+    data description, which named a machine path, is not compared."""
     saved = {"budget": FULL, **saved}
     changed = {k for k in set(saved) | set(settings) if k != "code" and saved.get(k) != settings.get(k)}
     old, new = saved.get("data", {}), settings.get("data", {})
-    if "description" in old:
+    if "description" in old or "notes" not in old:
         common = (set(old) & set(new)) - {"description"}
         if {"train", "val"} <= common and all(old[k] == new[k] for k in common):
             changed.discard("data")

@@ -71,6 +71,19 @@ def test_a_stopped_run_leaves_its_marker_and_a_resume_finishes_it(tiny_data, tmp
     assert sorted(os.listdir(run_dir)) == ["history.csv", "metrics.json", "model.keras", "settings.json"]
 
 
+@pytest.mark.parametrize("limit_train, section", [(None, "full"), (60, "custom")])
+def test_a_stopped_run_on_a_training_subset_is_reported_as_a_custom_run(tiny_data, tmp_path, limit_train, section):
+    from kcifar.experiments import baseline
+    from kcifar.report import runs
+
+    data = tiny_data if limit_train is None else tiny_data.subset(limit_train)
+    config = baseline.CONFIG.replace(widths=(4, 4, 4, 4), dense_units=8, batch_size=54)  # its own 50 epochs
+    with pytest.raises(Stopped):
+        train(config, data, str(tmp_path / "run"), verbose=0, time_limit=1e-6)
+    _, (stopped,), _ = runs.collect([str(tmp_path)])
+    assert stopped.budget == section  # beside the lecture's figures only when it trains on the whole split
+
+
 @pytest.mark.parametrize("limit", [0, -1, float("nan")])
 def test_train_refuses_a_non_positive_limit(tiny_data, tmp_path, limit):
     with pytest.raises(ValueError, match="time_limit must be positive"):

@@ -234,13 +234,17 @@ def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_d
     from kcifar.train import changed_settings
 
     now = {"config": SMALL.to_dict(), "seed": 0, "precision": "float32", "budget": "full",
-           "data": {"source": "cifar", "checksum": "abc", "train": 108, "val": 12},
+           "data": {"source": "cifar", "checksum": "abc", "train": 108, "val": 12, "notes": []},
            "code": {"commit": "1" * 40, "dirty": False}}
     old = {"config": SMALL.to_dict(), "seed": 0, "precision": "float32",
            "data": {"description": "image-folder at /somewhere/cifar, sha256:abc", "train": 108, "val": 12}}
     assert changed_settings(old, now) == []
     assert changed_settings({**now, "code": {"commit": "2" * 40, "dirty": True}}, now) == []
     assert changed_settings({**old, "data": {**old["data"], "train": 50}}, now) == ["data"]
+    before_notes = {**now, "data": {k: v for k, v in now["data"].items() if k != "notes"}}
+    assert changed_settings(before_notes, now) == []
+    assert changed_settings({**before_notes, "data": {**before_notes["data"], "checksum": "abd"}}, now) == ["data"]
+    assert changed_settings({**now, "data": {**now["data"], "notes": ["custom set: ..."]}}, now) == ["data"]
     assert changed_settings({**now, "budget": "small"}, now) == ["budget"]
     assert changed_settings({**old, "config": SMALL.replace(dropout=0.5).to_dict()}, now) == ["config"]
 
