@@ -116,6 +116,20 @@ def test_group_runs_pools_seeds_and_keeps_backends_apart(tmp_path):
     assert pooled.lecture == rung("trick3").LECTURE
 
 
+def test_a_seed_run_twice_counts_once_and_the_repeat_is_listed(tmp_path):
+    first = write_run(tmp_path / "a", name="trick3", seed=0, test_accuracy=0.5)
+    copy = write_run(tmp_path / "b", name="trick3", seed=0, test_accuracy=0.6)
+    write_run(tmp_path / "b", name="trick3", seed=1, test_accuracy=0.7)
+    write_run(tmp_path / "b", name="trick3", seed=0, backend="torch", folder="other-backend")
+    found, _, skipped = runs.collect([str(tmp_path)])
+
+    b = os.path.join(tmp_path, "b")
+    assert [(r.metrics["backend"], r.metrics["seed"], r.path) for r in found] == [
+        ("jax", 0, first), ("jax", 1, os.path.join(b, "trick3-jax-seed1")), ("torch", 0, os.path.join(b, "other-backend"))]
+    assert skipped == [(copy, f"the same settings, data and seed 0 as {first}, which is used")]
+    assert [g.values("seed") for g in runs.group_runs(found)] == [[0, 1], [0]]
+
+
 def test_epochs_are_no_variant_but_other_fields_are(tmp_path):
     run = runs.load_run(write_run(tmp_path, name="trick4", epochs=2, config_changes={"l2": 5e-4, "flip": True}))
     assert run.variant == (("flip", True), ("l2", 5e-4))

@@ -355,11 +355,21 @@ def collect(paths):
                     runs.append(load_run(folder))
             except Skipped as e:
                 skipped.append((folder, str(e)))
-    # A folder named twice counts once.
+    # A folder named twice counts once, and so does a seed run twice (a copy
+    # of a folder, say): a row's runs differ by their seed, and a repeat
+    # would count as one more seed.
     unique = {run.path: run for run in runs}
+    kept, seen = [], {}
+    for run in sorted(unique.values(), key=lambda run: run.sort_key):
+        key = run.group + (run.metrics["seed"],)
+        if key in seen:
+            skipped.append((run.path, f"the same settings, data and seed {run.metrics['seed']} as {seen[key]}, "
+                                      "which is used"))
+        else:
+            seen[key] = run.path
+            kept.append(run)
     stops = {run.path: run for run in partial}
-    return (sorted(unique.values(), key=lambda run: run.sort_key),
-            sorted(stops.values(), key=lambda run: run.sort_key), skipped)
+    return kept, sorted(stops.values(), key=lambda run: run.sort_key), skipped
 
 
 @dataclasses.dataclass(frozen=True)
