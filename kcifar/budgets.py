@@ -20,8 +20,8 @@ class Budget:
 
 BUDGETS = {
     "full": Budget("full", None, None),
-    # About 90 minutes for rungs 0-8 on a 2-core CPU with TensorFlow; rung 9
-    # alone took 3637 s of training steps (its metrics.json in
+    # Rungs 0-8 took 150 minutes of training steps on a 2-core CPU with
+    # TensorFlow, rung 9 alone 61 (the metrics.json files in
     # experiments/small). 5000 images and 20 epochs let the baseline overfit
     # as it does at full scale, so the tricks have something to close (10000
     # images and 10 epochs, at the same cost, overfit less).

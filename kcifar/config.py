@@ -32,10 +32,10 @@ class Config:
     input_noise: float = 0.0  # GaussianNoise stddev, in normalized units
     batch_norm: bool = False
     bn_epsilon: float = 1e-5  # lecture's epsilon; Keras's default is 1e-3
-    # Weight of the old value in BN's running statistics. The lecture's code
-    # uses PyTorch's BatchNorm2d default (its momentum 0.1 is this 0.9);
-    # Keras's 0.99 leaves a short run evaluating with statistics still near
-    # their initial values.
+    # Weight of the old value in BN's running statistics: PyTorch's
+    # BatchNorm2d default (its momentum 0.1 is this 0.9), the lecture's
+    # framework; Keras's 0.99 leaves a short run evaluating with statistics
+    # still near their initial values.
     bn_momentum: float = 0.9
     dropout: float = 0.0  # rate after each of the four stages
     l2: float = 0.0  # lambda of the L2 penalty on convolution kernels
@@ -55,7 +55,7 @@ class Config:
         checks = [
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
             ("l2", self.l2 >= 0.0, ">= 0"),
-            ("input_noise", self.input_noise >= 0.0, ">= 0"),
+            ("input_noise", 0.0 <= self.input_noise <= 1.0, "in [0, 1]"),  # Keras's GaussianNoise allows no more
             ("crop_scale", 0.0 < self.crop_scale <= 1.0, "in (0, 1]"),
             ("rotation", 0.0 <= self.rotation < 180.0, "in [0, 180)"),
             ("learning_rate", self.learning_rate > 0.0, "> 0"),
@@ -64,6 +64,8 @@ class Config:
             ("batch_size", self.batch_size >= 1, ">= 1"),
             ("widths", len(self.widths) == 4 and min(self.widths) >= 1, "four positive widths"),
             ("convs_per_stage", self.convs_per_stage >= 1, ">= 1"),
+            ("dense_units", self.dense_units >= 1, ">= 1"),
+            ("bn_epsilon", self.bn_epsilon > 0.0, "> 0"),
             ("downsample", self.downsample in ("pool", "stride"), '"pool" or "stride"'),
             ("bn_momentum", 0.0 <= self.bn_momentum < 1.0, "in [0, 1)"),
         ]

@@ -78,6 +78,9 @@ def build_network(config, mean, std, dropout_seeds=None, data_format=None):
         axis=channel_axis(data_format), mean=list(mean), variance=[s * s for s in std], name="normalize"
     )(x)
     if config.input_noise:
+        # No seed of its own, unlike dropout: Keras's noise draws from the
+        # seed generator that runtime.start_run seeds, on every backend, and
+        # a checkpoint holds its state.
         x = layers.GaussianNoise(config.input_noise, name="input_noise")(x)
     stage = residual_stage if config.residual else plain_stage
     for i, width in enumerate(config.widths, start=1):

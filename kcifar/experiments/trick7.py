@@ -1,4 +1,4 @@
-"""Rung 7: doubled widths and richer augmentation (rotation, wider crops)."""
+"""Rung 7: doubled widths and richer augmentation (rotation, smaller crops)."""
 
 from kcifar.cli import run_rung
 from kcifar.experiments import trick6
