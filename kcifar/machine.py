@@ -1,5 +1,6 @@
-"""The CPU a result was measured on, for every results file: its model
-name and the instruction sets that decide which precision is fast on it.
+"""What every results file says of where it was made: the CPU (its model
+name and the instruction sets that decide which precision is fast on it)
+and the commit of the code.
 
 Imports no backend, so the bench's parent and the report can use it.
 """
@@ -7,6 +8,7 @@ Imports no backend, so the bench's parent and the report can use it.
 import functools
 import os
 import platform
+import subprocess
 
 import cpuinfo
 
@@ -36,3 +38,18 @@ def cpu_text():
     c = cpu()
     kind = "AMX" if c["amx"] else "avx512_bf16, no AMX" if c["avx512_bf16"] else "no bfloat16 units"
     return f"{c['model']} x{c['cores']}, {kind}"
+
+
+def code_version():
+    """The git commit of the kcifar package, and whether it had uncommitted
+    changes; both None where the package is not a git checkout."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    try:
+        git = lambda *args: subprocess.run(  # noqa: E731
+            ["git", *args], cwd=here, capture_output=True, text=True, timeout=30, check=True
+        ).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+    return {"commit": commit, "dirty": dirty}

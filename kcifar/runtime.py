@@ -6,7 +6,6 @@ Nothing here picks the backend: that is `KERAS_BACKEND`'s job, read by Keras.
 import contextlib
 import os
 import platform
-import subprocess
 import sys
 
 import keras
@@ -176,21 +175,6 @@ def released_graph_gradients():
         if registry is not None:
             for name in [n for n in registry if n.startswith("CustomGradient") and n not in before]:
                 del registry[name]
-
-
-def code_version():
-    """The git commit of the kcifar package, and whether it had uncommitted
-    changes; both None where the package is not a git checkout."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    try:
-        git = lambda *args: subprocess.run(  # noqa: E731
-            ["git", *args], cwd=here, capture_output=True, text=True, timeout=30, check=True
-        ).stdout.strip()
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--", "."))
-    except (OSError, subprocess.SubprocessError):
-        return {"commit": None, "dirty": None}
-    return {"commit": commit, "dirty": dirty}
 
 
 def describe():

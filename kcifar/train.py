@@ -24,7 +24,7 @@ import time
 import keras
 import numpy as np
 
-from kcifar import files, runtime
+from kcifar import files, machine, runtime
 from kcifar import tensorboard as tensorboard_logs
 from kcifar.budgets import FULL
 from kcifar.data import CLASS_NAMES
@@ -211,7 +211,7 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         return files.read_json(os.path.join(run_dir, METRICS_FILE))
     settings = json.loads(json.dumps({  # as it reads back from settings.json
         "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
-        "data": data_record(data), **recipe.settings, "code": runtime.code_version(),
+        "data": data_record(data), **recipe.settings, "code": machine.code_version(),
     }))
     checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
     runtime.start_run(precision, seed)
@@ -296,7 +296,7 @@ def metrics_record(config, data, history, test, *, seed, budget, precision, dete
         "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
         "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
         **runtime.describe(),
-        "code": runtime.code_version(),
+        "code": machine.code_version(),
         "data": {
             **data_record(data), "description": data.description, "format": data.format,
             "test": len(data.y_test),
@@ -471,6 +471,6 @@ def stop_partial(run_dir, config, history, time_limit, started):
         "stopped_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
         "val_accuracy": history[-1]["val_accuracy"],
         **runtime.describe(),
-        "code": runtime.code_version(),
+        "code": machine.code_version(),
     })
     return f"stopped by --time-limit after {len(history)} of {counted(config.epochs, 'epoch')}; --resume continues"

@@ -8,6 +8,7 @@ import pytest
 from helpers import REPO
 
 import kcifar
+from kcifar import machine
 from kcifar.bench import __main__ as bench
 from kcifar.bench import record
 
@@ -78,6 +79,7 @@ def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
         assert str(tmp_path) not in f.read()
     assert set(results["machine"]) >= {"cpu", "cores", "load_average_at_start", "date", "keras", "numpy"}
     assert results["machine"]["environment"]["KERAS_BACKEND"] == backend
+    assert results["machine"]["code"] == machine.code_version()  # the commit the figures were measured at
     assert results["settings"]["batch_size"] == 4 and results["numpy_matmul_gflops"] > 0
     mine = results["backends"][backend]
     assert mine["backend"] == backend and mine["matmul_gflops"] > 0 and mine["kcifar"] == kcifar.__version__

@@ -54,31 +54,6 @@ def test_released_graph_gradients_lets_a_fit_run_on_every_backend():
         _fit_one_step()
 
 
-def test_code_version_is_the_checkouts_commit_and_state(tmp_path, monkeypatch):
-    import shutil
-    import subprocess
-
-    if shutil.which("git") is None:
-        pytest.skip("git is not installed")
-    # A copy of runtime.py in a fresh repository: its commit, then dirty once edited.
-    source = tmp_path / "repo" / "runtime.py"
-    source.parent.mkdir()
-    shutil.copy(runtime.__file__, source)
-    git = lambda *args: subprocess.run(["git", *args], cwd=source.parent, check=True,  # noqa: E731
-                                       capture_output=True, text=True).stdout.strip()
-    git("init", "-q")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "empty")
-    git("add", "runtime.py")
-    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "runtime")
-    monkeypatch.setattr(runtime, "__file__", str(source))
-    assert runtime.code_version() == {"commit": git("rev-parse", "HEAD"), "dirty": False}
-    source.write_text(source.read_text() + "\n# edited\n")
-    assert runtime.code_version() == {"commit": git("rev-parse", "HEAD"), "dirty": True}
-    monkeypatch.setattr(runtime, "__file__", str(tmp_path / "elsewhere" / "runtime.py"))
-    (tmp_path / "elsewhere").mkdir()
-    assert runtime.code_version() == {"commit": None, "dirty": None}
-
-
 def switches():
     """The current backend's determinism switches, as they stand now."""
     backend = keras.backend.backend()

@@ -11,7 +11,7 @@ import psutil
 
 from kcifar.cli import UsageError
 from kcifar.data.loader import source_name
-from kcifar.machine import cpu
+from kcifar.machine import code_version, cpu
 
 PROG = "python -m kcifar.bench"
 ENVIRONMENT = ("KERAS_", "OMP_", "KMP_", "MKL_", "OPENBLAS_", "XLA_", "JAX_", "TORCH", "CUDA_", "TF_CPP_",
@@ -27,6 +27,7 @@ def machine():
         # psutil's: Windows has no os.getloadavg (psutil averages from its first call there, zeros at first).
         "load_average_at_start": [round(x, 2) for x in psutil.getloadavg()],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "code": code_version(),  # the base commit: --patch records its changes beside it
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": importlib.metadata.version("numpy"),
