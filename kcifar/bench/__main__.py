@@ -93,9 +93,10 @@ def check_args(args):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}. Received: {flag} {value}")
     batch = max(ladder.batch_sizes(args).values()) if args.ladder else args.batch_size
-    if not args.data and args.steps * batch > worker.SYNTHETIC_TRAIN:
-        raise UsageError(f"--steps x --batch-size must be at most {worker.SYNTHETIC_TRAIN} images (one epoch). "
-                         f"Received: {args.steps} x {batch}")
+    for flag, steps in (("--steps", args.steps), ("--warmup", args.warmup)):
+        if not args.data and steps * batch > worker.SYNTHETIC_TRAIN:
+            raise UsageError(f"{flag} x --batch-size must be at most {worker.SYNTHETIC_TRAIN} images (one epoch). "
+                             f"Received: {steps} x {batch}")
     if args.data and not os.path.exists(args.data):
         raise UsageError(f"--data {args.data}: no such file or folder")
     for patch in args.patch:
