@@ -277,6 +277,24 @@ def test_a_step_beyond_the_ladder_is_compared_with_its_own_config(tmp_path):
                                    config_changes={"epochs": 1})).budget == "custom"
 
 
+def test_runs_on_pngs_marked_lossy_by_an_older_version_share_the_data_of_newer_ones(tmp_path):
+    marked = {**DATA, "description": "image-folder at pngs (JPEG mirror: lossy pixels), sha256:0123456789abcdef"}
+    write_run(tmp_path, name="trick2", seed=0, data=marked)
+    write_run(tmp_path, name="trick2", seed=1, data={**marked, "description": "image-folder at pngs, sha256:0123456789abcdef"})
+    assert [g.values("seed") for g in runs.group_runs(runs.collect([str(tmp_path)])[0])] == [[0, 1]]
+
+
+def test_the_pretrained_steps_starting_weights_set_its_runs_apart(tmp_path):
+    for folder, weights in (("a", "imagenet"), ("b", "none"), ("c", None)):  # None: before weights were recorded
+        run_dir = write_run(tmp_path / folder, name="pretrained")
+        if weights:
+            settings = files.read_json(os.path.join(run_dir, "settings.json"))
+            files.write_json(os.path.join(run_dir, "settings.json"), {**settings, "weights": weights})
+    found, _, skipped = runs.collect([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert [r.variant for r in found] == [(), (("weights", "none"),)] and skipped == []
+    assert runs.load_run(os.path.join(tmp_path, "c", "pretrained-jax-seed0")).variant == ()
+
+
 def test_a_step_beyond_the_ladder_is_grouped_after_the_rungs_with_no_lecture_figure(tmp_path):
     write_run(tmp_path, name="pretrained")
     write_run(tmp_path, name="trick9")

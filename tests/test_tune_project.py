@@ -56,6 +56,15 @@ def test_a_search_that_recorded_the_data_by_its_path_is_continued(tmp_path):
         project.prepare(folder, other)
 
 
+def test_a_search_on_pngs_marked_lossy_by_an_older_version_is_continued(tmp_path):
+    marked = {**SETTINGS, "data": {"description": "image-folder at pngs (JPEG mirror: lossy pixels), sha256:0123abcd",
+                                   "train": 5000}}
+    folder = str(tmp_path / "p")
+    project.prepare(folder, marked)
+    unmarked = {**marked, "data": {**marked["data"], "description": "image-folder at pngs, sha256:0123abcd"}}
+    assert project.prepare(folder, unmarked) is True
+
+
 @pytest.mark.parametrize("content, message", [
     ({"format": 99, "keras_tuner": "1.4.8", "settings": {}}, "format 99"),
     ({"format": 1, "keras_tuner": "0.9.0", "settings": SETTINGS}, "keras-tuner 0.9.0"),

@@ -66,10 +66,13 @@ class Cifar10:
         return split.channel_stats(self.x_train)
 
 
+LOSSY_MARK = " (JPEG mirror: lossy pixels)"
+
+
 def describe(fmt, name, checksum, lossy=False):
     """The data line of results files, e.g. "image-folder at cifar10-jpg.tar.xz
     (JPEG mirror: lossy pixels), sha256:c155818c7600a777"."""
-    jpeg = " (JPEG mirror: lossy pixels)" if lossy else ""
+    jpeg = LOSSY_MARK if lossy else ""
     return f"{fmt} at {name}{jpeg}, sha256:{checksum}"
 
 
@@ -90,6 +93,13 @@ def named_description(description):
     if not found or not os.path.isabs(found.group(2)):
         return description
     return f"{found.group(1)} at {source_name(found.group(2))}{found.group(3)}"
+
+
+def comparable_description(description):
+    """`named_description` without the lossy mark, to tell whether two runs
+    read the same data: the checksum names the pixels, and files written
+    before the mark meant JPEG put it on every image folder, PNGs too."""
+    return named_description(description).replace(LOSSY_MARK, "")
 
 
 def resolve_source(source=None):

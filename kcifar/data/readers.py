@@ -1,7 +1,7 @@
 """Readers for the three ways CIFAR-10 is handed out.
 
-Every reader returns `(x_train, y_train, x_test, y_test, fmt)` with uint8 NHWC
-images and uint8 labels, and raises `DataError` with one line naming the file
+`read_source` returns `(x_train, y_train, x_test, y_test, fmt, lossy)` with
+uint8 NHWC images and uint8 labels, and raises `DataError` with one line naming the file
 at fault. A source is a folder or a `.tar`, `.tar.gz` or `.tar.xz` archive; the
 format is recognised from the file names inside it:
 

@@ -14,7 +14,7 @@ import re
 
 from kcifar import files
 from kcifar.budgets import FULL  # also the budget of runs that record none: each rung's own schedule
-from kcifar.data.loader import SUBSET_NOTE, named_description
+from kcifar.data.loader import SUBSET_NOTE, comparable_description
 from kcifar import experiments
 from kcifar.experiments import BEYOND, RUNGS
 from kcifar import results
@@ -32,6 +32,9 @@ NUMBERS = ("rung", "epochs", "seed", "test_accuracy", "train_accuracy", "gap", "
 DATA_KEYS = ("description", "source", "format", "checksum", "train", "val", "test", "notes")
 PARTIAL_KEYS = ("format", "name", "rung", "epochs_done", "epochs_planned", "reason", "stopped_at", "val_accuracy",
                 "backend", "device")
+# What settings.json records beside the config and changes what a run is:
+# the pretrained step's starting weights (--weights, default ImageNet's).
+RECIPE_DEFAULTS = {"weights": "imagenet"}
 # Config fields that are not part of what a rung is (epochs has its own column).
 NOT_VARIANT = ("name", "rung", "change", "epochs")
 # Where kcifar.budgets cannot say what a budget trains, these fields belong
@@ -85,10 +88,12 @@ class Run:
             return ()
         default, ignored = budget_config(module.CONFIG, self.recorded_budget)
         default = default.to_dict()
-        return tuple(
+        changed = tuple(
             (k, v) for k, v in sorted(self.config.items())
             if k not in NOT_VARIANT + ignored and k in default and _canonical(v) != _canonical(default[k])
         )
+        return changed + tuple((k, self.settings[k]) for k, v in RECIPE_DEFAULTS.items()
+                               if self.settings.get(k, v) != v)
 
     @property
     def series(self):
@@ -224,7 +229,7 @@ def data_name(data):
 
 
 def data_key(data):
-    return (data["checksum"], data["train"], data["val"], data["test"], named_description(data["description"]))
+    return (data["checksum"], data["train"], data["val"], data["test"], comparable_description(data["description"]))
 
 
 def data_label(data):

@@ -23,7 +23,7 @@ import re
 import shutil
 
 from kcifar import files
-from kcifar.data.loader import named_description
+from kcifar.data.loader import comparable_description
 
 FORMAT = 1  # of kcifar_tune.json and kcifar_trial.json; bump on incompatible changes
 SETTINGS_FILE = "kcifar_tune.json"
@@ -108,10 +108,11 @@ def prepare(project_dir, settings, overwrite=False, create=True):
             f"{keras_tuner_version()}); use that version, another --project, or --overwrite"
         )
     old = {k: v for k, v in saved["settings"].items() if k not in EXTENSIBLE}
-    if isinstance(old.get("data"), dict) and isinstance(old["data"].get("description"), str):
-        # Searches written before data sources were recorded by name hold a full path.
-        old["data"] = {**old["data"], "description": named_description(old["data"]["description"])}
     new = {k: v for k, v in settings.items() if k not in EXTENSIBLE}
+    for both in (old, new):
+        if isinstance(both.get("data"), dict) and isinstance(both["data"].get("description"), str):
+            # Older searches hold a full path, or the lossy mark on a folder of PNGs.
+            both["data"] = {**both["data"], "description": comparable_description(both["data"]["description"])}
     if old != new:
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise SearchError(
