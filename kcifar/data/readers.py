@@ -25,7 +25,8 @@ CLASS_NAMES = (
 )
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SHAPE = (32, 32, 3)  # height, width, RGB: what every reader returns and every model takes
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+JPEG_SUFFIXES = (".jpg", ".jpeg")  # lossy: a JPEG's pixels are not CIFAR-10's own
+IMAGE_SUFFIXES = (".png",) + JPEG_SUFFIXES
 PY_BATCHES = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
 BIN_BATCHES = [name + ".bin" for name in PY_BATCHES]
 BIN_RECORD = 1 + 32 * 32 * 3  # one label byte, then 1024 R, 1024 G, 1024 B
@@ -89,8 +90,8 @@ def read_source(path):
         return (*_read_batches(files, by_base, BIN_BATCHES, _read_bin_batch),
                 "cifar-10-batches-bin", False)
     if any(_image_split(name) for name in files):
-        lossy = any(_image_split(name) and name.lower().endswith((".jpg", ".jpeg")) for name in files)
-        return (*_read_image_folder(files, path), "image-folder", lossy)
+        *arrays, lossy = _read_image_folder(files, path)
+        return (*arrays, "image-folder", lossy)
     raise DataError(
         f"{path}: no CIFAR-10 found (expected cifar-10-batches-py, "
         "cifar-10-batches-bin, or train/<class>/ and test/<class>/ images)"
@@ -190,6 +191,8 @@ def _image_split(name):
 
 
 def _read_image_folder(files, path):
+    """Returns (x_train, y_train, x_test, y_test, lossy): lossy when any of
+    the images read is a JPEG."""
     from PIL import Image
 
     entries = {"train": [], "test": []}
@@ -232,7 +235,8 @@ def _read_image_folder(files, path):
             progress.update()
         arrays += [x, np.array([label for label, _ in items], np.uint8)]
     progress.close()
-    return arrays
+    lossy = any(name.lower().endswith(JPEG_SUFFIXES) for items in entries.values() for _, name in items)
+    return (*arrays, lossy)
 
 
 class Progress:
