@@ -59,7 +59,8 @@ def _run(config, args):
     config, seeds = checked_flags(config, args)
     check_backend(quiet=args.quiet)
     check_tensorboard(args.tensorboard)
-    from kcifar.train import RunError, Stopped, train
+    from kcifar.run_folder import RunError
+    from kcifar.train import Stopped, train
 
     data = recipe = None
     finished = []

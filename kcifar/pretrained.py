@@ -33,7 +33,8 @@ from keras import layers
 
 from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
-from kcifar.train import RunError, compile_for_training
+from kcifar.run_folder import RunError
+from kcifar.train import compile_for_training
 
 # The backbone, and the file `keras.applications` keeps its ImageNet weights
 # in (without the top) under ~/.keras/models.

@@ -1,7 +1,7 @@
 """A run folder: its name, its files, what they hold, and whether the run
 is complete, partial or only started. Readable without Keras.
 
-`kcifar.train` writes the folder, in this order:
+`kcifar.run_folder` writes the folder as `kcifar.train` trains, in this order:
   settings.json   what was asked: config, seed, precision, data (written first)
   checkpoint.npz  the state after the last finished epoch (deleted at the end)
   history.csv     one row per finished epoch

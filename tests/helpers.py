@@ -1,6 +1,7 @@
 """What the tests write and share: tiny CIFAR-10-like data in each on-disk
-format, finished run folders, tuner summaries, a small saved model, a run
-stopped after its first epoch, and the environment of a child process.
+format, finished run folders, tuner summaries, a small saved model, a small
+rung with every source of randomness on and the history its run writes, a
+run stopped after its first epoch, and the environment of a child process.
 Fixtures built on these live in conftest.py."""
 
 import io
@@ -9,6 +10,9 @@ import pickle
 import tarfile
 
 import numpy as np
+
+from kcifar import files
+from kcifar.config import Config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_ARCHIVE = os.path.join(REPO, "..", "shared", "data", "cifar10-jpg.tar.xz")
@@ -105,7 +109,6 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
         code: the {"commit", "dirty"} recorded; None records none.
         data: the metrics' data dict (default DATA).
     """
-    from kcifar import files
     from kcifar.experiments import step
     from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
 
@@ -151,7 +154,6 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
 
 def write_summary(folder, fmt=1):
     """A kcifar.tune summary.json of two finished trials."""
-    from kcifar import files
 
     os.makedirs(folder, exist_ok=True)
     trials = [
@@ -172,7 +174,6 @@ def save_tiny_model(path, data):
     to be evaluated: the numbers just have to be the model's)."""
     import keras
 
-    from kcifar.config import Config
     from kcifar.models import build_model
 
     keras.utils.set_random_seed(0)
@@ -181,10 +182,32 @@ def save_tiny_model(path, data):
     return model
 
 
+# Small, but with every source of randomness on: noise, dropout, flip, crop,
+# rotation, BN statistics and a decaying learning rate.
+SMALL = Config().replace(
+    name="small", widths=(8, 8, 8, 8), dense_units=16, epochs=3, batch_size=32,
+    input_noise=0.1, batch_norm=True, dropout=0.3, l2=1e-4, flip=True, crop_scale=0.7,
+    rotation=10.0, lr_decay=0.5,
+)
+
+
+TIMING = ("train_seconds", "seconds")  # differ from run to run
+
+
+def without_timing(history):
+    """History rows without their timings."""
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in history]
+
+
+def run_history(run_dir):
+    """A run folder's history.csv as rows of floats."""
+    return [{k: float(v) for k, v in row.items()} for row in files.read_csv(os.path.join(run_dir, "history.csv"))]
+
+
 def interrupt_after_first_epoch(monkeypatch):
     """Makes kcifar.train stop with KeyboardInterrupt once its first epoch
     is saved, as Ctrl-C would there."""
-    from kcifar.train import Recorder
+    from kcifar.run_folder import Recorder
 
     original = Recorder.on_epoch_end
 

@@ -16,7 +16,8 @@ from kcifar.config import PretrainedConfig
 from kcifar.models import inference_network
 from kcifar.pretrained import FineTune, WeightsError
 from kcifar.results import read_history
-from kcifar.train import Recorder, saved_phase, train
+from kcifar.run_folder import Recorder, saved_phase
+from kcifar.train import train
 
 # The backbone's least input size keeps the tests quick.
 TINY = PretrainedConfig(name="pretrained", flip=True, crop_scale=0.75, image_size=32, batch_size=8, epochs=2,
@@ -160,7 +161,7 @@ def test_bad_fields_are_refused(changes, field):
         TINY.replace(**changes)
 
 
-# On one backend: the phases and the checkpoint's phase are kcifar.train's
+# On one backend: the phases and the checkpoint's phase are kcifar.train's and kcifar.run_folder's
 # own logic; the backends' part, a second compile of one model, is the test
 # of the phases above, which runs on all three (the CI's time, two minutes for
 # the pretrained step, would not hold this one three times).

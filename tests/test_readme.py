@@ -38,7 +38,7 @@ def test_the_quick_start_figure_is_the_committed_runs():
 
 # The files whose change can change a run's figures.
 TRAINING_CODE = ("kcifar/config.py", "kcifar/models.py", "kcifar/augment.py", "kcifar/pipeline.py",
-                 "kcifar/train.py", "kcifar/budgets.py", "kcifar/data")
+                 "kcifar/train.py", "kcifar/run_folder.py", "kcifar/budgets.py", "kcifar/data")
 
 
 def test_the_quick_start_run_is_of_the_training_code_as_it_stands():

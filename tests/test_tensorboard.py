@@ -15,7 +15,8 @@ from kcifar import tensorboard as tensorboard_logs
 from kcifar.cli import run_rung
 from kcifar.config import Config
 from kcifar.experiments import rung
-from kcifar.train import Recorder, train
+from kcifar.run_folder import Recorder
+from kcifar.train import train
 
 # Small, with a learning rate that halves every epoch, so that a rate logged
 # one epoch late shows.

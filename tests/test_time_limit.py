@@ -12,7 +12,8 @@ from helpers import subprocess_env
 from kcifar import files
 from kcifar.config import Config
 from kcifar.results import PARTIAL_FILE
-from kcifar.train import Stopped, TimeLimit, train
+from kcifar.run_folder import TimeLimit
+from kcifar.train import Stopped, train
 
 SMALL = Config().replace(name="small", widths=(4, 4, 4, 4), dense_units=8, epochs=3, batch_size=54)
 
@@ -36,7 +37,7 @@ class FakeModel:
     ([row(1, 0.5), row(1, 0.5), row(30, 26)], 2, 37.9, True),
 ])
 def test_the_next_epoch_and_the_test_pass_must_fit(history, done_before, left, stops, monkeypatch):
-    monkeypatch.setattr("kcifar.train.time.time", lambda: 1000.0)
+    monkeypatch.setattr("kcifar.run_folder.time.time", lambda: 1000.0)
     live = history[:done_before]  # the Recorder's list, as the run starts
     limit = TimeLimit(1000.0 + left, live, test_per_val=2.0, epochs=50)
     live.extend(history[done_before:])  # the epochs this process then trains
@@ -46,7 +47,7 @@ def test_the_next_epoch_and_the_test_pass_must_fit(history, done_before, left, s
 
 
 def test_no_stop_after_the_last_epoch(monkeypatch):
-    monkeypatch.setattr("kcifar.train.time.time", lambda: 1000.0)
+    monkeypatch.setattr("kcifar.run_folder.time.time", lambda: 1000.0)
     live = []
     limit = TimeLimit(1000.0, live, test_per_val=2.0, epochs=1)
     live.append(row(30, 26))

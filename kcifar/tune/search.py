@@ -19,7 +19,7 @@ from kcifar import files, runtime
 from kcifar import tensorboard as tensorboard_logs
 from kcifar.bench.memory import resident_mb
 from kcifar.results import CHECKPOINT_FILE, CLEAN_ACCURACY
-from kcifar.train import Recorder, RunError, restore_checkpoint
+from kcifar.run_folder import Recorder, RunError, restore_checkpoint
 from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
 
 MAX_FAILED_IN_A_ROW = 3  # keras-tuner's default: a space where every trial fails stops soon

@@ -1,0 +1,279 @@
+"""One run folder as a run writes it, so that any interruption can be resumed.
+
+`kcifar.train` trains; this module keeps its folder: it writes settings.json
+first and checks a resume against it, writes the history and a checkpoint
+after every epoch, stops a run that a time limit would cut short, marks a
+stopped run (partial.json), and writes model.keras and metrics.json last.
+The files and their order are `kcifar.results`'s.
+
+The checkpoint holds the model's variables including the random generators
+of its noise, dropout and augmentation layers, the optimizer's variables (so
+the step count and the learning-rate schedule), the history, and the training
+phase it was saved in (the step beyond the ladder trains in two). Batches are
+keyed by (seed, epoch), so a resumed run ends where an uninterrupted one
+would.
+"""
+
+import datetime
+import json
+import math
+import os
+import time
+
+import keras
+import numpy as np
+
+from kcifar import files, machine, runtime
+from kcifar.budgets import FULL
+from kcifar.data import CLASS_NAMES
+from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE,
+                            METRICS_FORMAT, MODEL_FILE, PARTIAL_FILE, PARTIAL_FORMAT, RUN_FILES, SETTINGS_FILE,
+                            counted)
+
+
+class RunError(Exception):
+    """A run that cannot start or go on; the message is one line."""
+
+
+def data_record(data):
+    """What a results file says of the data: no path of the machine that ran it.
+    Its notes name a training subset (--limit-train) or a custom set, so that
+    even a stopped run's settings.json says what it trained on."""
+    return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
+            "train": len(data.y_train), "val": len(data.y_val), "notes": list(data.notes)}
+
+
+def settings_record(config, data, *, seed, precision, budget, **extra):
+    """What settings.json holds, as it reads back from the file: what a
+    resume must match (`changed_settings`), and the code that started the
+    run. `extra`: what a recipe records beyond the config."""
+    return json.loads(json.dumps({
+        "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
+        "data": data_record(data), **extra, "code": machine.code_version(),
+    }))
+
+
+def metrics_record(config, data, history, test, *, seed, budget, precision, deterministic, eval_seconds):
+    """What metrics.json holds: the run's settings, its test scores
+    (`kcifar.results.score_predictions`), the last epoch's training and validation figures
+    and both gaps, its times, the machine and the data."""
+    train_seconds = sum(row["train_seconds"] for row in history)
+    last = history[-1]
+    return {
+        "format": METRICS_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "change": config.change,
+        "epochs": len(history),
+        "batch_size": config.batch_size,
+        "seed": seed,
+        "budget": budget,
+        "precision": precision,
+        "deterministic": deterministic,
+        **test,
+        "train_accuracy": last["accuracy"],
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "gap": last["accuracy"] - test["test_accuracy"],
+        CLEAN_ACCURACY: last[CLEAN_ACCURACY],
+        "clean_gap": last[CLEAN_ACCURACY] - test["test_accuracy"],
+        "train_seconds": round(train_seconds, 3),
+        "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
+        "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
+        **runtime.describe(),
+        "code": machine.code_version(),
+        "data": {
+            **data_record(data), "description": data.description, "format": data.format,
+            "test": len(data.y_test),
+        },
+        "class_names": list(CLASS_NAMES),
+    }
+
+
+def finish_run(run_dir, network, metrics):
+    """Saves the trained network and metrics.json, the file that marks the
+    run complete, then drops the checkpoint it no longer needs."""
+    with files.atomic_path(os.path.join(run_dir, MODEL_FILE)) as tmp:
+        network.save(tmp)
+    files.write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_FILE)):
+        os.remove(os.path.join(run_dir, CHECKPOINT_FILE))
+
+
+def prepare_run_dir(run_dir, settings, resume, overwrite):
+    """Makes the folder ready; returns the checkpoint path to resume, or None."""
+    try:
+        os.makedirs(run_dir, exist_ok=True)
+        probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
+        open(probe, "w").close()
+        os.remove(probe)
+    except OSError as e:
+        raise RunError(f"cannot write to run folder {run_dir}: {e.strerror or e}")
+    present = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
+    if overwrite:
+        for f in present:
+            os.remove(os.path.join(run_dir, f))
+        present = []
+    if present and not resume:
+        raise RunError(
+            f"{run_dir} already holds a run; pass --resume to continue it "
+            "or --overwrite to start afresh"
+        )
+    settings_path = os.path.join(run_dir, SETTINGS_FILE)
+    if os.path.exists(settings_path):
+        try:
+            saved = files.read_json(settings_path)
+        except (OSError, ValueError) as e:
+            raise RunError(f"{settings_path} is unreadable ({e}); use --overwrite")
+        changed = changed_settings(saved, settings)
+        if changed:
+            raise RunError(
+                f"{run_dir} was started with other settings ({', '.join(changed)} differ); "
+                "use the same flags, another --out, or --overwrite"
+            )
+    else:
+        files.write_json(settings_path, settings)
+    checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
+    return checkpoint if resume and os.path.exists(checkpoint) else None
+
+
+def clear_partial(run_dir):
+    """Removes a stopped run's marker once its resume has restored the
+    checkpoint and trains on: the marker described the stop before it."""
+    marker = os.path.join(run_dir, PARTIAL_FILE)
+    if os.path.exists(marker):
+        os.remove(marker)
+
+
+def changed_settings(saved, settings):
+    """The settings that differ, for a resume. The code version may change
+    between the two; folders written before a setting existed (budget,
+    data checksum, data notes) are compared on what they hold, and their
+    data description, which named a machine path, is not compared."""
+    saved = {"budget": FULL, **saved}
+    changed = {k for k in set(saved) | set(settings) if k != "code" and saved.get(k) != settings.get(k)}
+    old, new = saved.get("data", {}), settings.get("data", {})
+    if "description" in old or "notes" not in old:
+        common = (set(old) & set(new)) - {"description"}
+        if {"train", "val"} <= common and all(old[k] == new[k] for k in common):
+            changed.discard("data")
+    return sorted(changed)
+
+
+class Recorder(keras.callbacks.Callback):
+    """Keeps the history and writes a checkpoint after every epoch.
+
+    A NaN loss stops the run before its epoch is saved, so the last good
+    checkpoint stays for a later --resume.
+    """
+
+    def __init__(self, run_dir, history, phase=1):
+        super().__init__()
+        self.run_dir, self.history, self.phase = run_dir, history, phase
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = self.test_start = time.perf_counter()
+        self.lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+    def on_test_begin(self, logs=None):
+        self.test_start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
+            raise RunError(
+                f"loss became NaN or infinite in epoch {epoch + 1}; the last good "
+                f"checkpoint (epoch {epoch}) is kept in {self.run_dir}"
+            )
+        now = time.perf_counter()
+        self.history.append({
+            "epoch": epoch + 1,
+            **{k: float(logs[k]) for k in ("loss", "accuracy", "val_loss", "val_accuracy", CLEAN_ACCURACY)},
+            "learning_rate": self.lr,
+            "train_seconds": round(self.test_start - self.start, 3),
+            "seconds": round(now - self.start, 3),
+        })
+        save_checkpoint(self.run_dir, self.model, self.history, self.phase)
+        files.write_csv(os.path.join(self.run_dir, HISTORY_FILE), self.history, HISTORY_COLUMNS)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stops training after an epoch when the next one and the final test
+    evaluation would not end by `deadline` (a `time.time()` value).
+
+    The estimate comes from the epochs this process has timed: their mean,
+    leaving out the first (it compiles) once there are others, and the last
+    validation pass scaled to the test split. The first epoch always runs.
+    """
+
+    def __init__(self, deadline, history, test_per_val, epochs):
+        super().__init__()
+        self.deadline, self.history, self.test_per_val, self.epochs = deadline, history, test_per_val, epochs
+        self.done_before = len(history)
+        self.stopped = False
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:  # the run's last epoch, not its phase's
+            return
+        timed = self.history[self.done_before:]
+        steady = timed[1:] or timed
+        epoch_seconds = sum(row["seconds"] for row in steady) / len(steady)
+        test_seconds = (timed[-1]["seconds"] - timed[-1]["train_seconds"]) * self.test_per_val
+        if time.time() + epoch_seconds + test_seconds > self.deadline:
+            self.model.stop_training = self.stopped = True
+
+
+def save_checkpoint(run_dir, model, history, phase=1):
+    arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
+    arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
+    arrays["history"] = np.array(json.dumps(history))
+    arrays["phase"] = np.array(phase)  # the optimizer's variables are this phase's
+    with files.atomic_path(os.path.join(run_dir, CHECKPOINT_FILE)) as tmp:
+        np.savez(tmp, **arrays)
+
+
+def saved_phase(path):
+    """The training phase a checkpoint was saved in (1 for one-phase runs)."""
+    try:
+        with np.load(path) as f:
+            return int(f["phase"]) if "phase" in f.files else 1
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable ({e}); use --overwrite")
+
+
+def restore_checkpoint(path, model):
+    """Assigns the saved state to `model` (compiled in the checkpoint's
+    phase); returns the history."""
+    try:
+        with np.load(path) as f:
+            saved = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path} is unreadable ({e}); use --overwrite")
+    model.optimizer.build(model.trainable_variables)
+    for prefix, variables in (("model", model.variables), ("opt", model.optimizer.variables)):
+        count = sum(k.startswith(prefix + "_") for k in saved)
+        if count != len(variables):
+            raise RunError(f"{path} does not match this model ({count} vs {len(variables)} {prefix} variables)")
+        for i, v in enumerate(variables):
+            v.assign(saved[f"{prefix}_{i}"])
+    return json.loads(str(saved["history"]))
+
+
+def stop_partial(run_dir, config, history, time_limit, started):
+    """Writes the partial-run marker; returns the line that says so."""
+    now = time.time()
+    files.write_json(os.path.join(run_dir, PARTIAL_FILE), {
+        "format": PARTIAL_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "epochs_done": len(history),
+        "epochs_planned": config.epochs,
+        "reason": "time-limit",
+        "time_limit_seconds": time_limit,
+        "elapsed_seconds": round(now - started, 1),
+        "stopped_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "val_accuracy": history[-1]["val_accuracy"],
+        **runtime.describe(),
+        "code": machine.code_version(),
+    })
+    return f"stopped by --time-limit after {len(history)} of {counted(config.epochs, 'epoch')}; --resume continues"
