@@ -1,7 +1,8 @@
 """kcifar: the CIFAR-10 generalization ladder in Keras 3.
 
-The lesson is the core: `experiments` (one module per rung), `config`,
-`models`, `augment`, `pipeline`, `train`, `cli` and `data`, with the small
+The lesson is the core, read from a rung down: `experiments` (one module
+per rung), `config`, `models` and `augment` (the network), `train` and
+`pipeline` (its training), `cli` (the command) and `data`, with the small
 modules they stand on (docs/layout.md lists them). The tools around it
 (`ladder`, `tune`, `report`, `bench`, `evaluate`, `predict`) import the core
 and are never imported by it; docs/layout.md maps every module. The

@@ -32,7 +32,7 @@ def augmentation_layers(config, seeds):
     """
     crop_seed, flip_seed = seeds or (None, None)
     block = []
-    # float32 whatever the precision policy: coordinates and grey levels stay exact.
+    # float32 whatever the precision policy: coordinates and resampled pixels are not rounded to 16 bits.
     if crops(config):
         block.append(RandomCropResize(config.crop_scale, config.rotation, seed=crop_seed,
                                       dtype="float32", name="crop_resize"))
@@ -58,7 +58,7 @@ class RandomCropResize(layers.Layer):
     in [-max_rotation, max_rotation] degrees, and a centre that keeps the
     unrotated window inside the image, all uniform. The window is resampled
     bilinearly; where a rotated window leaves the image, the edge pixels are
-    repeated. At inference the input passes through unchanged.
+    repeated. At inference the input passes through, only cast to the layer's dtype.
 
     Args:
         min_scale: smallest window side, as a fraction of the image side,

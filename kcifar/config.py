@@ -23,8 +23,9 @@ class Config:
     dense_units: int = 512  # lecture
     residual: bool = False  # rung 8: a residual addition around each stage's convolutions
     # How a residual stage halves the resolution. "pool": max pooling, as in
-    # rung 7, so rung 8 keeps everything of rung 7 and adds the skip
-    # connections alone. "stride": a strided first 3x3 convolution instead
+    # rung 7, so rung 8 keeps rung 7's convolutions and pooling and adds the
+    # skip connections (the addition before the stage's last ReLU, and a 1x1
+    # shortcut convolution where the width changes). "stride": a strided first 3x3 convolution instead
     # (the other reading of the lecture's legend; a quarter of the work).
     downsample: str = "pool"
 

@@ -131,9 +131,11 @@ def residual_stage(x, width, config, name, data_format):
     """A plain stage with a residual addition around its convolutions.
 
     downsample="pool" (the ladder's rung 8): rung 7's stage, stride-1
-    convolutions then 2x2 max pooling, plus the shortcut. "stride": a strided
-    first 3x3 convolution replaces the pooling (a quarter of the work). The
-    shortcut is a 1x1 projection where the width or the resolution changes.
+    convolutions then 2x2 max pooling, plus the shortcut, added before the
+    stage's last ReLU. "stride": a strided first 3x3 convolution replaces the
+    pooling (a quarter of the work). The shortcut is a 1x1 projection, built
+    like the stage's other convolutions, where the width or the resolution
+    changes.
     """
     strides = 2 if config.downsample == "stride" else 1
     shortcut = x

@@ -204,6 +204,12 @@ class TimeLimit(keras.callbacks.Callback):
     The estimate comes from the epochs this process has timed: their mean,
     leaving out the first (it compiles) once there are others, and the last
     validation pass scaled to the test split. The first epoch always runs.
+
+    Args:
+        deadline: a `time.time()` value.
+        history: the run's epoch rows so far (`Recorder` appends to it).
+        test_per_val: test images per validation image.
+        epochs: the run's last epoch, after which nothing is stopped.
     """
 
     def __init__(self, deadline, history, test_per_val, epochs):

@@ -175,6 +175,7 @@ def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, re
             (default `OnePhase()`, a rung's).
 
     Raises:
+        ValueError: `time_limit` is not a positive number.
         kcifar.run_folder.RunError: the run cannot start or go on.
         Stopped: the time limit stopped it.
     """
@@ -207,7 +208,9 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
 
     limit = None
     if time_limit is not None:
-        limit = TimeLimit(started + time_limit, history, len(data.y_test) / max(len(data.y_val), 1), config.epochs)
+        # The test pass, still to come, costs about this many validation passes.
+        test_per_val = len(data.y_test) / max(len(data.y_val), 1)
+        limit = TimeLimit(started + time_limit, history, test_per_val, config.epochs)
     # A rung has one phase, ending at config.epochs; the pretrained step two.
     for number, end in enumerate(recipe.phase_ends(config), start=1):
         if len(history) >= end or (limit is not None and limit.stopped):

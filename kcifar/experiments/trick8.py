@@ -1,4 +1,6 @@
-"""Rung 8: a residual connection around each stage's convolutions; all else as rung 7."""
+"""Rung 8: a residual connection around each stage's convolutions, added before
+its last ReLU, with a 1x1 convolution on the shortcut where the width changes;
+all else as rung 7."""
 
 from kcifar.cli import run_rung
 from kcifar.experiments import trick7
