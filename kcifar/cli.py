@@ -59,8 +59,8 @@ def _run(config, args):
     config, seeds = checked_flags(config, args)
     check_backend(quiet=args.quiet)
     check_tensorboard(args.tensorboard)
-    from kcifar.run_folder import RunError
-    from kcifar.train import Stopped, train
+    from kcifar.run_folder import RunError, Stopped
+    from kcifar.train import train
 
     data = recipe = None
     finished = []

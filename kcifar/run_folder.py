@@ -1,8 +1,9 @@
 """One run folder as a run writes it, so that any interruption can be resumed.
 
-`kcifar.train` trains; this module keeps its folder: it writes settings.json
-first and checks a resume against it, writes the history and a checkpoint
-after every epoch, stops a run that a time limit would cut short, marks a
+`kcifar.train` trains; this module keeps its folder (and the tuner's trial
+folders use its `Recorder` and checkpoint): it writes settings.json first and
+checks a resume against it, writes a checkpoint and then the history after
+every epoch, stops a run that a time limit would cut short, marks a
 stopped run (partial.json), and writes model.keras and metrics.json last.
 The files and their order are `kcifar.results`'s.
 
@@ -33,6 +34,11 @@ from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HI
 
 class RunError(Exception):
     """A run that cannot start or go on; the message is one line."""
+
+
+class Stopped(Exception):
+    """A run that a time limit stopped between epochs, resumable; the message
+    is the one line to print. Not an error: the command exits 0."""
 
 
 def data_record(data):
@@ -230,6 +236,8 @@ class TimeLimit(keras.callbacks.Callback):
 
 
 def save_checkpoint(run_dir, model, history, phase=1):
+    """Writes the model's and the optimizer's variables, the history and the
+    phase to the folder's checkpoint (a temporary name, then a rename)."""
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["history"] = np.array(json.dumps(history))

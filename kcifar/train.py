@@ -20,13 +20,8 @@ from kcifar.budgets import FULL
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 from kcifar.results import CLEAN_ACCURACY, METRICS_FILE, score_predictions, state
-from kcifar.run_folder import (Recorder, TimeLimit, clear_partial, finish_run, metrics_record, prepare_run_dir,
+from kcifar.run_folder import (Recorder, Stopped, TimeLimit, clear_partial, finish_run, metrics_record, prepare_run_dir,
                                restore_checkpoint, saved_phase, settings_record, stop_partial)
-
-
-class Stopped(Exception):
-    """A run that a time limit stopped between epochs, resumable; the message
-    is the one line to print. Not an error: the command exits 0."""
 
 
 def compile_for_training(model, learning_rate, jit_compile="auto"):
@@ -177,7 +172,7 @@ def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, re
     Raises:
         ValueError: `time_limit` is not a positive number.
         kcifar.run_folder.RunError: the run cannot start or go on.
-        Stopped: the time limit stopped it.
+        kcifar.run_folder.Stopped: the time limit stopped it.
     """
     if time_limit is not None and not time_limit > 0:
         raise ValueError(f"time_limit must be positive seconds. Received: time_limit={time_limit!r}")

@@ -12,8 +12,8 @@ from helpers import subprocess_env
 from kcifar import files
 from kcifar.config import Config
 from kcifar.results import PARTIAL_FILE
-from kcifar.run_folder import TimeLimit
-from kcifar.train import Stopped, train
+from kcifar.run_folder import Stopped, TimeLimit
+from kcifar.train import train
 
 SMALL = Config().replace(name="small", widths=(4, 4, 4, 4), dense_units=8, epochs=3, batch_size=54)
 
