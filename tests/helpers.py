@@ -98,7 +98,7 @@ def folder_contents(folder):
 
 def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
               train_accuracy=0.75, config_changes=None, folder=None, budget=None, code=None, data=None,
-              clean_accuracy=None):
+              clean_accuracy=None, precision="float32"):
     """Writes a finished run folder as kcifar.train.train() would, with
     made-up numbers: 100 test images, 10 per class, `test_accuracy` a
     multiple of 0.1 so that the confusion matrix holds it exactly.
@@ -130,7 +130,7 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
     } for e in range(1, epochs + 1)]
     metrics = {
         "format": METRICS_FORMAT, "name": config.name, "rung": config.rung, "change": config.change,
-        "epochs": epochs, "batch_size": config.batch_size, "seed": seed, "precision": "float32",
+        "epochs": epochs, "batch_size": config.batch_size, "seed": seed, "precision": precision,
         "deterministic": False, "test_accuracy": right / 10, "test_loss": 1.25,
         "per_class_accuracy": [right / 10] * 10, "confusion_matrix": confusion,
         "train_accuracy": train_accuracy, "val_accuracy": history[-1]["val_accuracy"], "val_loss": 2.2 / epochs,
@@ -138,7 +138,7 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
         "images_per_second": 600.0, "backend": backend, "backend_version": "1.2.3", "keras_version": "3.15.1",
         "device": "cpu: x86_64 x2", "python": "3.11.7", "data": data or DATA, "class_names": list(CLASSES),
     }
-    settings = {"config": config.to_dict(), "seed": seed, "precision": "float32",
+    settings = {"config": config.to_dict(), "seed": seed, "precision": precision,
                 "data": {"source": DATA["source"], "checksum": DATA["checksum"], "train": DATA["train"],
                          "val": DATA["val"]}}
     if clean_accuracy is not None:

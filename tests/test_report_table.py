@@ -51,6 +51,16 @@ def test_table_numbers_equal_the_files_numbers(tmp_path):
     assert [metrics[p]["test_accuracy"] for p in paths[:3]] == [0.5, 0.6, 0.7]
 
 
+def test_a_run_in_another_precision_says_so_in_its_own_row(tmp_path):
+    write_run(tmp_path, name="trick2", folder="f32")
+    write_run(tmp_path, name="trick2", folder="bf16", precision="mixed_bfloat16", test_accuracy=0.6)
+
+    header = [name for name, _ in table.COLUMNS]
+    rows = [dict(zip(header, row)) for row in rows_of(table.table(groups_under(tmp_path)))]
+    assert sorted((row["backend"], row["ours (test)"]) for row in rows) == [
+        ("jax 1.2.3", "50.00%"), ("jax 1.2.3, mixed_bfloat16", "60.00%")]
+
+
 def test_change_names_the_changed_fields_and_escapes_pipes(tmp_path):
     run_dir = write_run(tmp_path, name="trick4", config_changes={"l2": 5e-4, "change": "a | b"})
     text = table.table(groups_under(tmp_path))

@@ -82,6 +82,14 @@ def datasets(groups):
     return list(found.values())
 
 
+def backend_text(group):
+    """The backend and its versions, and the precision where it is not float32
+    (runs that differ by precision alone are rows of their own)."""
+    text = f"{group.first['backend']} {_joined(group, 'backend_version')}"
+    precision = group.first.get("precision", "float32")
+    return text if precision == "float32" else f"{text}, {precision}"
+
+
 def change_text(group):
     """The rung's change, and the config fields that differ from the rung's."""
     variant = group.runs[0].variant
@@ -120,7 +128,7 @@ def table(groups, all_groups=None):
             _newer(points, group, "clean_gap"),
             m["epochs"],
             ", ".join(str(seed) for seed in group.values("seed")),
-            f"{m['backend']} {_joined(group, 'backend_version')}",
+            backend_text(group),
             m["device"],
             f"{group.mean('wall_seconds'):.0f}",
             f"{data_name(data)}, {data['train']} train [{numbers[data_key(data)]}]",
