@@ -281,8 +281,9 @@ def partial_section(partial, out_dir):
     """The runs a time limit stopped: epochs done of planned and the last
     validation accuracy; no test accuracy, and never in the ladder."""
     lines = ["## Partial runs\n",
-             "Stopped by a time limit before their last epoch (`--time-limit`), each with its checkpoint kept "
-             "where it ran: the same command with `--resume` finishes it. The test set is measured once, at the "
+             "Stopped by a time limit before their last epoch (`--time-limit`). A run's checkpoint stays on the "
+             "machine that ran it, never in git: there, the same command with `--resume` finishes it; a "
+             "machine that is gone takes its runs' checkpoints with it. The test set is measured once, at the "
              "end of a complete run, so these have no test accuracy and are not in the ladder's tables or "
              "figures.\n",
              "| rung | budget | epochs | last val | stopped | backend | device | code | folder |",
