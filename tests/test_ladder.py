@@ -219,3 +219,27 @@ def test_a_limit_already_spent_starts_nothing_more(tmp_path, fake_children, monk
     assert main(["--run", "baseline..trick1", "--time-limit", "50", "--out", out]) == 0
     table = capsys.readouterr().out.splitlines()
     assert [line.split()[3:5] for line in table[1:]] == [["not", "started"]] * 2
+
+
+def test_a_rung_waits_when_less_time_is_left_than_any_first_epoch_took():
+    quick, slow, waiting = (runner.Job(name, 0, "unused", 50) for name in ("baseline", "trick9", "trick1"))
+    quick.first_epoch_seconds, slow.first_epoch_seconds = 20.0, 90.0
+    planned = [quick, slow, waiting]
+    assert runner.may_start(None, planned)
+    assert runner.may_start(20.5, planned) and not runner.may_start(19.5, planned)
+    assert runner.may_start(0.5, [waiting]) and not runner.may_start(0.0, [waiting])  # nothing timed yet
+
+
+def test_the_first_epoch_is_timed_from_the_start_to_its_first_new_row(tmp_path):
+    run_dir = tmp_path / "trick2-jax-seed0"
+    run_dir.mkdir()
+    history = run_dir / "history.csv"
+    row = ",".join("1" for _ in HISTORY_COLUMNS)
+    history.write_text(",".join(HISTORY_COLUMNS) + "\n" + row + "\n")  # a resumed run: one epoch before
+    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=100.0, epochs_at_start=1)
+    runner.note_first_epoch(job, 130.0)
+    assert job.first_epoch_seconds is None
+    history.write_text(history.read_text() + row + "\n")
+    runner.note_first_epoch(job, 142.5)
+    runner.note_first_epoch(job, 200.0)  # only the first new epoch counts
+    assert job.first_epoch_seconds == 42.5

@@ -58,6 +58,9 @@ class Job:
     last_line: str = ""
     readers: list = None
     log: object = None
+    started_at: float = None
+    epochs_at_start: int = 0
+    first_epoch_seconds: float = None  # from its start to its first new epoch, as the parent saw it
 
     @property
     def running(self):
@@ -138,6 +141,7 @@ def start(job, flags, slot, jobs, devices, time_left, echo):
     os.makedirs(job.run_dir, exist_ok=True)
     log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
     job.slot = slot
+    job.started_at, job.epochs_at_start = time.time(), len(_history(job.run_dir))
     # Apart from the terminal's process group on POSIX: its Ctrl-C reaches the parent
     # alone, which passes on exactly one SIGINT (Windows children share the
     # console and get it from there).
@@ -169,6 +173,25 @@ def _copy_output(job, source, log, lock, echo):
         lines = text.replace("\r", "\n").strip().splitlines()
         if lines:
             job.last_line = lines[-1].strip()
+
+
+def note_first_epoch(job, now):
+    """Records how long `job` took from its start to its first new epoch,
+    once its history shows one."""
+    if job.started_at is not None and job.first_epoch_seconds is None \
+            and len(_history(job.run_dir)) > job.epochs_at_start:
+        job.first_epoch_seconds = now - job.started_at
+
+
+def may_start(time_left, planned):
+    """Whether a waiting run may start with `time_left` seconds of the limit
+    (None: no limit). A run's first epoch always trains, so a run started
+    with less time left than any run of this command has needed to reach its
+    first epoch would only end after the limit."""
+    if time_left is None:
+        return True
+    needed = min((job.first_epoch_seconds for job in planned if job.first_epoch_seconds is not None), default=0)
+    return time_left > needed
 
 
 def finish(job):
@@ -266,14 +289,16 @@ def run(names, flags, jobs=1, devices=None, out=None):
             while pending and free:
                 job = pending.pop(0)
                 time_left = None if args.time_limit is None else args.time_limit - (time.time() - begin)
-                if time_left is not None and time_left <= 0:
-                    pending.clear()  # the limit has passed: what is left does not start
+                if not may_start(time_left, planned):
+                    pending.clear()  # too late for a first epoch: what is left does not start
                     break
                 if board is None:
                     print(f"=== {job.name}: {rung(job.name).CONFIG.change}", file=out, flush=True)
                 start(job, child_flags, free.pop(0), jobs, devices, time_left, echo=board is None)
             time.sleep(POLL_SECONDS if board else 0.2)
             for job in planned:
+                if job.running:
+                    note_first_epoch(job, time.time())
                 if job.running and job.process.poll() is not None:
                     finish(job)
                     free.append(job.slot)
