@@ -223,6 +223,16 @@ def test_steps_are_counted_within_a_backend_never_across_though_the_device_chang
             in table.budget_summary("full", groups))
 
 
+def test_a_step_between_backends_is_left_out_and_named(tmp_path):
+    write_run(tmp_path, name="baseline", backend="tensorflow", test_accuracy=0.5)
+    write_run(tmp_path, name="trick1", backend="tensorflow", test_accuracy=0.6)
+    write_run(tmp_path, name="trick2", backend="jax", test_accuracy=0.8)
+    write_run(tmp_path, name="trick3", backend="jax", test_accuracy=0.7)
+    text = table.budget_summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
+    assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 3 (-10.00 pp). "
+            "Left out: rung 1 to 2, whose runs differ in backend, precision or data.") in text
+
+
 def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path):
     overfits = write_run(tmp_path, name="baseline", epochs=5)
     write_run(tmp_path, name="trick1", epochs=5)  # the helper's curves: still improving at the end

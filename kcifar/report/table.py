@@ -237,8 +237,14 @@ def budget_summary(budget, groups):
     if steps:
         falls = [f"{b.first['rung']} ({points(b.mean('test_accuracy') - a.mean('test_accuracy'))})"
                  for a, b in steps if b.mean("test_accuracy") < a.mean("test_accuracy")]
+        # A step whose two rungs never ran the same computation is left out, and said so.
+        rungs = sorted({g.first["rung"] for g in own})
+        stepped = {(a.first["rung"], b.first["rung"]) for a, b in steps}
+        apart = [f"{a} to {b}" for a, b in zip(rungs, rungs[1:]) if b == a + 1 and (a, b) not in stepped]
         text.append(f"Test accuracy rises at {len(steps) - len(falls)} of {counted(len(steps), 'step')} from one "
-                    "rung to the next" + (f"; it falls at rung {', '.join(falls)}." if falls else "."))
+                    "rung to the next" + (f"; it falls at rung {', '.join(falls)}" if falls else "") + ".")
+        if apart:
+            text.append(f"Left out: rung {', '.join(apart)}, whose runs differ in backend, precision or data.")
     gaps = [g.mean("gap") for g in groups]
     spread = (f"is {points(gaps[0])}" if len(gaps) == 1
               else f"ranges from {points(min(gaps))} to {points(max(gaps))}")
