@@ -54,13 +54,12 @@ def training_flops(config, train_images):
 
 
 def costliest_first(configs, train_images=1):
-    """The names of `configs` (name -> Config, in ladder order), the costliest
-    training first; of equal costs, the later rung first: rungs 0 to 6 share
-    one network, and the batch normalization, dropout and augmentation that
-    later rungs add take time that operations do not count (`python -m
-    kcifar.bench --ladder`, TensorFlow on a 2-core CPU: 833 images/s for
-    rung 0, 572 for rung 2, 515 for rung 6). The order in which `--run ...
+    """The names of `configs` (name -> Config), the costliest training first
+    and, of equal costs, the later rung first. The order in which `--run ...
     --jobs N` starts rungs, and `kcifar.bench --ladder` projects them."""
-    names = list(configs)
-    return sorted(names, key=lambda name: (training_flops(configs[name], train_images), names.index(name)),
+    # Rungs 0 to 6 share one network, and the batch normalization, dropout and
+    # augmentation that later rungs add take time that operations do not count
+    # (bench --ladder, TensorFlow on a 2-core CPU: 833 images/s for rung 0, 572
+    # for rung 2, 515 for rung 6).
+    return sorted(configs, key=lambda name: (training_flops(configs[name], train_images), configs[name].rung),
                   reverse=True)

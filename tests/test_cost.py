@@ -30,6 +30,8 @@ def test_rungs_are_ordered_costliest_first_ties_later_rung_first():
     configs = {name: rung(name).CONFIG for name in RUNGS}
     # 0-6: one network, whose later rungs add layers that operations do not count
     assert cost.costliest_first(configs, 45000) == ["trick9", "trick8", "trick7", *reversed(RUNGS[:7])]
+    shuffled = {name: configs[name] for name in ("trick2", "baseline", "trick6", "trick9")}
+    assert cost.costliest_first(shuffled) == ["trick9", "trick6", "trick2", "baseline"]
     assert cost.costliest_first({n: configs[n] for n in ("baseline", "trick9")}) == ["trick9", "baseline"]
 
 

@@ -39,6 +39,11 @@ if name == "wait":  # until SIGINT; counts every one it gets for 1.5 s
         time.sleep(0.05)
     time.sleep(1.5)
     sys.exit(130)
+if name == "trick6":  # a first epoch of about a second, then more training
+    time.sleep(1.0)
+    with open(os.path.join(run_dir, "history.csv"), "w") as f:
+        f.write("@COLUMNS@\n" + ",".join("1" for _ in "@COLUMNS@".split(",")) + "\n")
+    time.sleep(4.5)
 json.dump({"done": True}, open(os.path.join(run_dir, "metrics.json"), "w"))
 """
 
@@ -46,7 +51,7 @@ json.dump({"done": True}, open(os.path.join(run_dir, "metrics.json"), "w"))
 @pytest.fixture
 def fake_children(tmp_path, monkeypatch):
     script = tmp_path / "fake_child.py"
-    script.write_text(FAKE_CHILD)
+    script.write_text(FAKE_CHILD.replace("@COLUMNS@", ",".join(HISTORY_COLUMNS)))
     monkeypatch.setattr(runner, "child_command",
                         lambda job, flags, time_left: [sys.executable, str(script), job.run_dir, job.name, *flags]
                         + ([] if time_left is None else ["--time-limit", f"{time_left:.1f}"]))
@@ -230,6 +235,17 @@ def test_a_rung_waits_when_less_time_is_left_than_any_first_epoch_took():
     assert runner.may_start(0.5, [waiting]) and not runner.may_start(0.0, [waiting])  # nothing timed yet
 
 
+def test_a_rung_after_one_that_left_too_little_time_for_a_first_epoch_is_not_started(
+        tmp_path, fake_children, monkeypatch, capsys):
+    # trick6's child reaches its first epoch after about 1 s and ends after about 5.5 s,
+    # with under a second of the 6.5 s limit left: too little for trick7 to start.
+    monkeypatch.setattr(runner.cli, "started", lambda: time.time())
+    out = str(tmp_path / "runs")
+    assert main(["--run", "trick6..trick7", "--time-limit", "6.5", "--out", out]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert [line.split()[3:5] for line in table[-2:]] == [["complete", "1/50"], ["not", "started"]]
+
+
 def test_the_first_epoch_is_timed_from_the_start_to_its_first_new_row(tmp_path):
     run_dir = tmp_path / "trick2-jax-seed0"
     run_dir.mkdir()
@@ -243,3 +259,14 @@ def test_the_first_epoch_is_timed_from_the_start_to_its_first_new_row(tmp_path):
     runner.note_first_epoch(job, 142.5)
     runner.note_first_epoch(job, 200.0)  # only the first new epoch counts
     assert job.first_epoch_seconds == 42.5
+
+
+def test_an_overwritten_runs_old_history_is_not_its_first_epoch(tmp_path):
+    run_dir = tmp_path / "trick2-jax-seed0"
+    run_dir.mkdir()
+    history = run_dir / "history.csv"
+    history.write_text(",".join(HISTORY_COLUMNS) + "\n" + ",".join("1" for _ in HISTORY_COLUMNS) + "\n")
+    os.utime(history, (time.time() - 60, time.time() - 60))  # the old run's, left until the child deletes it
+    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=time.time() - 5, epochs_at_start=0)
+    runner.note_first_epoch(job, time.time())
+    assert job.first_epoch_seconds is None

@@ -230,7 +230,7 @@ def test_a_step_between_backends_is_left_out_and_named(tmp_path):
     write_run(tmp_path, name="trick3", backend="jax", test_accuracy=0.7)
     text = table.budget_summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
     assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 3 (-10.00 pp). "
-            "Left out: rung 1 to 2, whose runs differ in backend, precision or data.") in text
+            "The step from rung 1 to 2 is not counted: its runs differ in backend (tensorflow and jax).") in text
 
 
 def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path):

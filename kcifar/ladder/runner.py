@@ -141,7 +141,9 @@ def start(job, flags, slot, jobs, devices, time_left, echo):
     os.makedirs(job.run_dir, exist_ok=True)
     log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
     job.slot = slot
-    job.started_at, job.epochs_at_start = time.time(), len(_history(job.run_dir))
+    # --overwrite starts the run afresh: the epochs it finds are not its own.
+    job.started_at = time.time()
+    job.epochs_at_start = 0 if "--overwrite" in flags else len(_history(job.run_dir))
     # Apart from the terminal's process group on POSIX: its Ctrl-C reaches the parent
     # alone, which passes on exactly one SIGINT (Windows children share the
     # console and get it from there).
@@ -176,18 +178,35 @@ def _copy_output(job, source, log, lock, echo):
 
 
 def note_first_epoch(job, now):
-    """Records how long `job` took from its start to its first new epoch,
-    once its history shows one."""
-    if job.started_at is not None and job.first_epoch_seconds is None \
-            and len(_history(job.run_dir)) > job.epochs_at_start:
+    """Records how long `job` took from its start to the first epoch it
+    trained, once its history.csv, written since the start, shows that epoch.
+
+    Args:
+        job: a started `Job`.
+        now: a `time.time()` value.
+    """
+    if job.started_at is None or job.first_epoch_seconds is not None:
+        return
+    path = os.path.join(job.run_dir, results.HISTORY_FILE)
+    try:
+        written_since = os.path.getmtime(path) >= job.started_at  # not an overwritten run's old file
+    except OSError:
+        return
+    if written_since and len(_history(job.run_dir)) > job.epochs_at_start:
         job.first_epoch_seconds = now - job.started_at
 
 
 def may_start(time_left, planned):
-    """Whether a waiting run may start with `time_left` seconds of the limit
-    (None: no limit). A run's first epoch always trains, so a run started
-    with less time left than any run of this command has needed to reach its
-    first epoch would only end after the limit."""
+    """Whether a waiting run may start.
+
+    A run's first epoch always trains (`kcifar.run_folder.TimeLimit`), so a
+    run started with less time left than the quickest run of this command
+    took to its first epoch would only end after the limit.
+
+    Args:
+        time_left: seconds of the limit left, or None without a limit.
+        planned: the command's `Job`s.
+    """
     if time_left is None:
         return True
     needed = min((job.first_epoch_seconds for job in planned if job.first_epoch_seconds is not None), default=0)
