@@ -252,12 +252,14 @@ def test_the_first_epoch_is_timed_from_the_start_to_its_first_new_row(tmp_path):
     history = run_dir / "history.csv"
     row = ",".join("1" for _ in HISTORY_COLUMNS)
     history.write_text(",".join(HISTORY_COLUMNS) + "\n" + row + "\n")  # a resumed run: one epoch before
-    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=100.0, epochs_at_start=1)
-    runner.note_first_epoch(job, 130.0)
+    start = float(int(time.time()) - 1)  # a whole second: start + 42.5 - start is exactly 42.5
+    os.utime(history, (start - 60, start - 60))
+    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=start)
+    runner.note_first_epoch(job, start + 30)
     assert job.first_epoch_seconds is None
     history.write_text(history.read_text() + row + "\n")
-    runner.note_first_epoch(job, 142.5)
-    runner.note_first_epoch(job, 200.0)  # only the first new epoch counts
+    runner.note_first_epoch(job, start + 42.5)
+    runner.note_first_epoch(job, start + 100)  # only the first new epoch counts
     assert job.first_epoch_seconds == 42.5
 
 
@@ -267,6 +269,6 @@ def test_an_overwritten_runs_old_history_is_not_its_first_epoch(tmp_path):
     history = run_dir / "history.csv"
     history.write_text(",".join(HISTORY_COLUMNS) + "\n" + ",".join("1" for _ in HISTORY_COLUMNS) + "\n")
     os.utime(history, (time.time() - 60, time.time() - 60))  # the old run's, left until the child deletes it
-    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=time.time() - 5, epochs_at_start=0)
+    job = runner.Job("trick2", 0, str(run_dir), 50, started_at=time.time() - 5)
     runner.note_first_epoch(job, time.time())
     assert job.first_epoch_seconds is None

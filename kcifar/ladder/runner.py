@@ -59,7 +59,6 @@ class Job:
     readers: list = None
     log: object = None
     started_at: float = None
-    epochs_at_start: int = 0
     first_epoch_seconds: float = None  # from its start to its first new epoch, as the parent saw it
 
     @property
@@ -141,9 +140,7 @@ def start(job, flags, slot, jobs, devices, time_left, echo):
     os.makedirs(job.run_dir, exist_ok=True)
     log = open(os.path.join(job.run_dir, LOG_FILE), "ab")
     job.slot = slot
-    # --overwrite starts the run afresh: the epochs it finds are not its own.
     job.started_at = time.time()
-    job.epochs_at_start = 0 if "--overwrite" in flags else len(_history(job.run_dir))
     # Apart from the terminal's process group on POSIX: its Ctrl-C reaches the parent
     # alone, which passes on exactly one SIGINT (Windows children share the
     # console and get it from there).
@@ -179,7 +176,10 @@ def _copy_output(job, source, log, lock, echo):
 
 def note_first_epoch(job, now):
     """Records how long `job` took from its start to the first epoch it
-    trained, once its history.csv, written since the start, shows that epoch.
+    trained: a run writes history.csv at the end of each epoch and at no
+    other time, so a file written since the start means an epoch trained
+    (a file older than the start is an earlier command's, also when the run
+    was resumed or started afresh with --overwrite).
 
     Args:
         job: a started `Job`.
@@ -187,12 +187,11 @@ def note_first_epoch(job, now):
     """
     if job.started_at is None or job.first_epoch_seconds is not None:
         return
-    path = os.path.join(job.run_dir, results.HISTORY_FILE)
     try:
-        written_since = os.path.getmtime(path) >= job.started_at  # not an overwritten run's old file
-    except OSError:
+        written = os.path.getmtime(os.path.join(job.run_dir, results.HISTORY_FILE))
+    except OSError:  # no epoch yet
         return
-    if written_since and len(_history(job.run_dir)) > job.epochs_at_start:
+    if written >= job.started_at:
         job.first_epoch_seconds = now - job.started_at
 
 
