@@ -23,8 +23,8 @@ def test_small_trains_every_rung_alike_and_decays_by_the_same_factor(name):
 
 def test_rung6_decay_is_rescaled_from_its_full_schedule():
     small = budgets.apply(rung("trick6").CONFIG, "small")
-    # 0.95 per epoch over 50 epochs is 0.95 ** 2.5 per epoch over 20.
-    assert small.lr_decay == pytest.approx(0.95 ** (50 / budgets.get("small").epochs))
+    # 0.96 per epoch over 50 epochs is 0.96 ** 2.5 per epoch over 20.
+    assert small.lr_decay == pytest.approx(0.96 ** (50 / budgets.get("small").epochs))
 
 
 def test_unknown_budget():
