@@ -43,7 +43,13 @@ class Config:
 
     # Augmentation, training only.
     flip: bool = False  # random horizontal flip (Keras RandomFlip, in the model)
-    crop_scale: float = 1.0  # crop-and-resize: window side drawn in [crop_scale, 1] x 32
+    crop_scale: float = 1.0  # crop-and-resize: window side drawn in [crop_scale, crop_max_scale] x 32
+    # Above 1 the window may be larger than the image, which then shrinks:
+    # training objects need not all be larger than the test's.
+    crop_max_scale: float = 1.0
+    # Pad by this many black pixels and crop back at a random offset, per
+    # image: a translation, torchvision's RandomCrop(32, padding=N).
+    translate: int = 0
     rotation: float = 0.0  # random rotation, degrees either way
 
     # Optimization (lecture: Adam 1e-3, cross-entropy, He init).
@@ -58,6 +64,9 @@ class Config:
             ("l2", self.l2 >= 0.0, ">= 0"),
             ("input_noise", 0.0 <= self.input_noise <= 1.0, "in [0, 1]"),  # Keras's GaussianNoise allows no more
             ("crop_scale", 0.0 < self.crop_scale <= 1.0, "in (0, 1]"),
+            ("crop_max_scale", 1.0 <= self.crop_max_scale <= 2.0, "in [1, 2]"),
+            ("translate", isinstance(self.translate, int) and 0 <= self.translate < 16,
+             "a whole number of pixels in [0, 16)"),
             ("rotation", 0.0 <= self.rotation < 180.0, "in [0, 180)"),
             ("learning_rate", self.learning_rate > 0.0, "> 0"),
             ("lr_decay", 0.0 < self.lr_decay <= 1.0, "in (0, 1]"),

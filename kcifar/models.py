@@ -12,6 +12,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from kcifar import augment
 from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
@@ -37,8 +38,11 @@ def build_model(config, mean, std, seed=None, data_format=None):
     """
     dropout_seeds = augment_seeds = None  # unseeded: Keras's global seed
     if seed is not None:
-        seeds = np.random.default_rng(seed).integers(2**31, size=6).tolist()
-        dropout_seeds, augment_seeds = seeds[:4], seeds[4:]  # one per stage's dropout; crop, flip
+        # One per stage's dropout, then the augmentation block's (drawn
+        # after them, so a block with more layers leaves the others' seeds as they were).
+        stages = len(config.widths)
+        seeds = np.random.default_rng(seed).integers(2**31, size=stages + augment.SEEDS).tolist()
+        dropout_seeds, augment_seeds = seeds[:stages], seeds[stages:]
     network = build_network(config, mean, std, dropout_seeds, data_format)
     block = augmentation_layers(config, augment_seeds)
     if not block:

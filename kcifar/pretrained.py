@@ -31,6 +31,7 @@ import keras
 import numpy as np
 from keras import layers
 
+from kcifar import augment
 from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 from kcifar.run_folder import RunError
@@ -116,7 +117,7 @@ def build_pretrained_model(config, backbone, seed=None):
         backbone: from `build_backbone`.
         seed: seeds the augmentation draws and the head's dropout.
     """
-    seeds = None if seed is None else np.random.default_rng(seed).integers(2**31, size=3).tolist()
+    seeds = None if seed is None else np.random.default_rng(seed).integers(2**31, size=1 + augment.SEEDS).tolist()
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     # float32: the backbone's Rescaling and Normalization take 0..255 values.
     x = layers.Resizing(config.image_size, config.image_size, dtype="float32", name="resize")(inputs)

@@ -10,12 +10,15 @@ import numpy as np
 SIZE = 32
 
 
-def draw(n, rng, min_scale=1.0, max_rotation=0.0):
-    """(scale, angle in radians, cy, cx) of n images, as the pipeline drew them."""
-    scale = rng.uniform(min_scale, 1.0, n)
+def draw(n, rng, min_scale=1.0, max_rotation=0.0, max_scale=1.0):
+    """(scale, angle in radians, cy, cx) of n images, as the pipeline drew them
+    (`max_scale` above 1, which the pipeline lacked: the same draw)."""
+    scale = rng.uniform(min_scale, max_scale, n)
     angle = np.deg2rad(rng.uniform(-max_rotation, max_rotation, n))
     half = SIZE / 2 * scale
-    return scale, angle, rng.uniform(half, SIZE - half), rng.uniform(half, SIZE - half)
+    # Uniform between half and SIZE - half, in either order.
+    centre = lambda: half + rng.uniform(0, 1, n) * (SIZE - 2 * half)  # noqa: E731
+    return scale, angle, centre(), centre()
 
 
 def crop_resize(images, scale, angle, cy, cx):
@@ -46,3 +49,10 @@ def crop_resize(images, scale, angle, cy, cx):
 def random_crop_resize(images, rng, min_scale=1.0, max_rotation=0.0):
     """The pipeline's augmentation: a fresh transform per image."""
     return crop_resize(images, *draw(len(images), rng, min_scale, max_rotation))
+
+
+def translate(images, offsets, pad):
+    """Each image padded by `pad` zeros and cropped back at its (row, column) offset."""
+    padded = np.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
+    size_y, size_x = images.shape[1:3]
+    return np.stack([p[dy:dy + size_y, dx:dx + size_x] for p, (dy, dx) in zip(padded, offsets)])

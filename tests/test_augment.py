@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from reference_augment import crop_resize as reference_crop_resize
 from reference_augment import draw as reference_draw
+from reference_augment import translate as reference_translate
 
-from kcifar.augment import RandomCropResize, augmentation_layers, augments, crop_resize
+from kcifar.augment import RandomCropResize, RandomTranslate, augmentation_layers, augments, crop_resize, translate
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
 
@@ -22,11 +23,12 @@ def layer_crop_resize(images, params):
     return numpy(crop_resize(keras.ops.convert_to_tensor(images.astype("float32")), *tensors))
 
 
-@pytest.mark.parametrize("min_scale, rotation", [(0.75, 0.0), (0.6, 15.0), (0.3, 90.0)])
-def test_same_transforms_give_the_reference_images(min_scale, rotation):
+@pytest.mark.parametrize("min_scale, rotation, max_scale", [(0.75, 0.0, 1.0), (0.6, 15.0, 1.0), (0.3, 90.0, 1.0),
+                                                            (0.8, 0.0, 1.25), (0.8, 15.0, 1.5)])
+def test_same_transforms_give_the_reference_images(min_scale, rotation, max_scale):
     # The reference rounds to uint8; the layer keeps the exact float.
     x = batch(64)
-    params = reference_draw(64, np.random.default_rng(3), min_scale, rotation)
+    params = reference_draw(64, np.random.default_rng(3), min_scale, rotation, max_scale)
     ours = layer_crop_resize(x, params)
     assert np.abs(ours - reference_crop_resize(x, *params)).max() <= 0.5 + 1e-3
 
@@ -81,6 +83,67 @@ def test_drawn_transforms_follow_the_pipelines_distributions(min_scale, rotation
     assert abs(np.corrcoef(scale, cy)[0, 1]) < 0.03 and abs(np.corrcoef(cy, cx)[0, 1]) < 0.03
 
 
+def test_a_window_larger_than_the_image_shrinks_it_and_repeats_the_edges():
+    # On a left-to-right ramp, a window of side s > 1 spans the whole ramp in
+    # a fraction 1/s of the output, the image kept inside the window; the
+    # rest repeats the first or last column.
+    ramp = np.broadcast_to(np.linspace(0, 248, 32, dtype="float32")[None, None, :, None], (256, 32, 32, 3))
+    layer = RandomCropResize(1.0, max_scale=1.5, seed=0)
+    scale = numpy(layer.draw(256, 32)[0])
+    assert scale.min() >= 1.0 and scale.max() <= 1.5 and scale.max() > 1.4
+    out = numpy(RandomCropResize(1.25, max_scale=1.25, seed=0)(ramp, training=True))[:, 16, :, 0]
+    assert out.min() == ramp.min() and out.max() == ramp.max()  # the whole image is in every window
+    inside = (out > ramp.min()) & (out < ramp.max())
+    assert np.all(inside.sum(axis=1) <= np.ceil(32 / 1.25) + 1) and np.all(inside.sum(axis=1) >= 32 / 1.25 - 2)
+
+
+@pytest.mark.parametrize("min_scale, max_scale", [(0.8, 1.25), (1.0, 1.5)])
+def test_drawn_scales_are_uniform_over_the_range_and_the_image_stays_in_the_window(min_scale, max_scale):
+    scale, _, cy, cx = (numpy(p) for p in RandomCropResize(min_scale, max_scale=max_scale, seed=2).draw(20000, 32))
+    u = (scale - min_scale) / (max_scale - min_scale)
+    assert u.min() >= 0 and u.max() <= 1 and np.abs(np.quantile(u, [0.25, 0.5, 0.75]) - [0.25, 0.5, 0.75]).max() < 0.02
+    half = 16 * scale
+    small, eps = scale <= 1, 1e-4
+    for c in (cy, cx):  # the window [c - half, c + half] lies in the image where smaller, covers it where larger
+        assert np.all((c - half >= -eps) & (c + half <= 32 + eps) | ~small)
+        assert np.all((c - half <= eps) & (c + half >= 32 - eps) | small)
+    assert small.any() == (min_scale < 1) and (~small).any()
+
+
+def test_translation_gives_the_reference_images():
+    x = batch(32).astype("float32")
+    offsets = np.random.default_rng(4).integers(0, 9, (32, 2)).astype("int32")
+    ours = numpy(translate(keras.ops.convert_to_tensor(x), keras.ops.convert_to_tensor(offsets), 4))
+    np.testing.assert_array_equal(ours, reference_translate(x, offsets, 4))
+
+
+def test_translation_shifts_each_image_by_its_own_whole_pixels_with_a_black_border():
+    image = batch(1).astype("float32")
+    out = numpy(RandomTranslate(4, seed=0)(np.repeat(image, 1024, axis=0), training=True))
+    # Every output is the image at one of the 9 x 9 offsets, exactly: moved, never resampled.
+    offsets = [(dy, dx) for dy in range(9) for dx in range(9)]
+    shifted = {reference_translate(image, [o], 4)[0].tobytes(): o for o in offsets}
+    found = [shifted.get(o.tobytes()) for o in out]
+    assert None not in found
+    assert set(found) == set(offsets)  # drawn per image, each offset turns up
+    assert not out[found.index((0, 0))][:4].any()  # shifted down by 4: the top rows are the black padding
+
+
+def test_translation_passes_inference_through_and_repeats_with_its_seed():
+    x = batch().astype("float32")
+    np.testing.assert_array_equal(numpy(RandomTranslate(4, seed=0)(x)), x)
+    a, b = RandomTranslate(4, seed=7), RandomTranslate(4, seed=7)
+    first = numpy(a(x, training=True))
+    np.testing.assert_array_equal(first, numpy(b(x, training=True)))
+    assert not np.array_equal(first, numpy(a(x, training=True)))
+
+
+@pytest.mark.parametrize("pad", [0, -1, 2.5, None])
+def test_bad_translation(pad):
+    with pytest.raises(ValueError, match=f"Received: pad={pad!r}"):
+        RandomTranslate(pad)
+
+
 def test_crop_magnifies_a_window():
     # On a left-to-right ramp a window of side s spans a fraction s of the range.
     ramp = np.broadcast_to(np.linspace(0, 248, 32, dtype="float32")[None, None, :, None], (64, 32, 32, 3))
@@ -92,6 +155,7 @@ def test_crop_magnifies_a_window():
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"min_scale": 0.0}, "Received: min_scale=0.0"), ({"min_scale": 1.5}, "Received: min_scale=1.5"),
+    ({"max_scale": 0.9}, "Received: max_scale=0.9"), ({"max_scale": 2.5}, "Received: max_scale=2.5"),
     ({"max_rotation": -1.0}, "Received: max_rotation=-1.0"), ({"max_rotation": 180.0}, "Received: max_rotation=180.0"),
 ])
 def test_bad_settings(kwargs, message):
@@ -101,7 +165,8 @@ def test_bad_settings(kwargs, message):
 
 @pytest.mark.parametrize("changes, names", [
     ({}, []), ({"flip": True}, ["flip"]), ({"crop_scale": 0.8}, ["crop_resize"]),
-    ({"rotation": 10.0, "flip": True}, ["crop_resize", "flip"]),
+    ({"rotation": 10.0, "flip": True}, ["crop_resize", "flip"]), ({"crop_max_scale": 1.25}, ["crop_resize"]),
+    ({"translate": 4, "flip": True}, ["translate", "flip"]),
 ])
 def test_the_block_holds_what_the_config_asks(changes, names):
     assert [layer.name for layer in augmentation_layers(Config().replace(**changes), None)] == names
@@ -109,18 +174,19 @@ def test_the_block_holds_what_the_config_asks(changes, names):
 
 @pytest.mark.parametrize("changes, expected", [
     ({}, False), ({"flip": True}, True), ({"crop_scale": 0.8}, True), ({"rotation": 10.0}, True),
+    ({"crop_max_scale": 1.1}, True), ({"translate": 2}, True),
 ])
 def test_augments_exactly_when_there_is_a_block(changes, expected):
     config = Config().replace(**changes)
     assert augments(config) is expected
-    assert bool(augmentation_layers(config, (1, 2))) is expected
+    assert bool(augmentation_layers(config, (1, 2, 3))) is expected
 
 
 @pytest.mark.parametrize("name", [n for n in RUNGS if augments(rung(n).CONFIG)])
 def test_the_block_computes_in_float32_under_mixed_precision(name):
     try:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
-        block = augmentation_layers(rung(name).CONFIG, (1, 2))
+        block = augmentation_layers(rung(name).CONFIG, (1, 2, 3))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert block and all(layer.compute_dtype == "float32" for layer in block)

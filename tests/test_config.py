@@ -10,7 +10,8 @@ from kcifar.config import Config
     ("crop_scale", 0.0), ("crop_scale", 1.5), ("lr_decay", 0.0), ("lr_decay", 1.1),
     ("learning_rate", 0.0), ("input_noise", -1.0), ("rotation", 200.0), ("widths", (8, 8)),
     ("downsample", "conv"), ("bn_momentum", 1.0), ("rotation", -1.0), ("input_noise", 1.5),
-    ("dense_units", 0), ("bn_epsilon", 0.0),
+    ("dense_units", 0), ("bn_epsilon", 0.0), ("crop_max_scale", 0.9), ("crop_max_scale", 2.5),
+    ("translate", -1), ("translate", 16), ("translate", 2.5),
 ])
 def test_bad_values_are_refused_with_the_value(field, value):
     with pytest.raises(ValueError, match=f"Received: {field}="):

@@ -44,14 +44,14 @@ def test_each_rung_has_its_layers(name):
     outside = [] if model is network else [layer for layer in model.layers if layer is not network]
     augmentation = {type(layer).__name__ for layer in outside} - {"InputLayer"}
     assert augmentation == ({"RandomFlip"} if config.flip else set()) | (
-        {"RandomCropResize"} if config.crop_scale < 1 else set())
+        {"RandomCropResize"} if config.crop_scale < 1 else set()) | ({"RandomTranslate"} if config.translate else set())
     assert (model is network) == (not augments(config))
     assert ("GaussianNoise" in kinds) == (config.input_noise > 0)
     assert ("BatchNormalization" in kinds) == config.batch_norm
     assert ("Dropout" in kinds) == (config.dropout > 0)
     assert ("Add" in kinds) == config.residual
     assert "MaxPooling2D" in kinds  # rung 8 keeps rung 7's pooling
-    assert not kinds & {"RandomFlip", "RandomCropResize"}  # the saved network never augments
+    assert not kinds & {"RandomFlip", "RandomCropResize", "RandomTranslate"}  # the saved network never augments
     for layer in network.layers:
         if isinstance(layer, keras.layers.Conv2D):
             assert layer.use_bias == (not config.batch_norm)  # BN's beta replaces the bias

@@ -8,13 +8,13 @@ on a GPU), eagerly on torch (as Keras's torch trainer runs it).
 import keras
 import numpy as np
 
-from kcifar.augment import augmentation_layers, augments
+from kcifar.augment import SEEDS, augmentation_layers, augments
 from kcifar.bench.timing import clocks, since
 
 
 def block_call(config, seed=0):
     """fn(images) -> augmented images, compiled the way training runs it."""
-    block = keras.Sequential(augmentation_layers(config, (seed, seed + 1)))
+    block = keras.Sequential(augmentation_layers(config, [seed + i for i in range(SEEDS)]))
     block.build((None, 32, 32, 3))
     backend = keras.backend.backend()
     if backend == "jax":
