@@ -5,7 +5,8 @@ is complete, partial or only started. Readable without Keras.
   settings.json   what was asked: config, seed, precision, data (written first)
   checkpoint.npz  the state after the last finished epoch (deleted at the end)
   history.csv     one row per finished epoch
-  model.keras     the model after the last epoch (never one chosen on test)
+  model.keras     the model after the last epoch (never one chosen on test;
+                  metrics.json also scores the best validation epoch's weights)
   metrics.json    final metrics; written last, so its presence means complete
   partial.json    only while a time limit has stopped the run: epochs done and
                   planned, why and when (the checkpoint stays for --resume)
@@ -39,6 +40,11 @@ METRICS_FORMAT = 1  # of metrics.json; bump when it changes incompatibly
 # Accuracy on a fixed sample of the training split in inference mode, per
 # epoch (kcifar.train.CleanTrainAccuracy); "accuracy" is Keras's running one.
 CLEAN_ACCURACY = "clean_train_accuracy"
+# The second read-out of metrics.json: the epoch of the highest validation
+# accuracy, and the test accuracy of its weights (kcifar.run_folder.BestEpoch);
+# None in runs made before it was kept. The last epoch's test accuracy stays
+# the figure set beside the lecture's.
+BEST_FIELDS = ("best_epoch", "best_val_accuracy", "best_test_accuracy")
 HISTORY_COLUMNS = (
     "epoch", "loss", "accuracy", "val_loss", "val_accuracy", CLEAN_ACCURACY,
     "learning_rate", "train_seconds", "seconds",
@@ -128,4 +134,6 @@ def summary_line(metrics):
         f"gap {metrics['gap']:+.4f}  "
         + ("" if clean is None else f"clean train {clean:.4f}  ")
         + f"val {metrics['val_accuracy']:.4f}  {counted(metrics['epochs'], 'epoch')} in {metrics['wall_seconds']:.0f} s"
+        + ("" if metrics.get("best_epoch") is None else
+           f"; best on validation: epoch {metrics['best_epoch']}, test {metrics['best_test_accuracy']:.4f}")
     )

@@ -9,12 +9,14 @@ The files and their order are `kcifar.results`'s.
 
 The checkpoint holds the model's variables including the random generators
 of its noise, dropout and augmentation layers, the optimizer's variables (so
-the step count and the learning-rate schedule), the history, and the training
-phase it was saved in (the step beyond the ladder trains in two). Batches are
+the step count and the learning-rate schedule), the history, the training
+phase it was saved in (the step beyond the ladder trains in two), and the
+weights of the best validation epoch so far (`BestEpoch`). Batches are
 keyed by (seed, epoch), so a resumed run ends where an uninterrupted one
 would.
 """
 
+import dataclasses
 import datetime
 import json
 import math
@@ -27,7 +29,7 @@ import numpy as np
 from kcifar import files, machine, runtime
 from kcifar.budgets import FULL
 from kcifar.data import CLASS_NAMES
-from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE,
+from kcifar.results import (BEST_FIELDS, CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE,
                             METRICS_FORMAT, MODEL_FILE, PARTIAL_FILE, PARTIAL_FORMAT, RUN_FILES, SETTINGS_FILE,
                             counted)
 
@@ -59,10 +61,13 @@ def settings_record(config, data, *, seed, precision, budget, **extra):
     }))
 
 
-def metrics_record(config, data, history, test, *, seed, budget, precision, deterministic, eval_seconds):
+def metrics_record(config, data, history, test, *, seed, budget, precision, deterministic, eval_seconds,
+                   best=None):
     """What metrics.json holds: the run's settings, its test scores
     (`kcifar.results.score_predictions`), the last epoch's training and validation figures
-    and both gaps, its times, the machine and the data."""
+    and both gaps, the best validation epoch's figures (`best`: best_epoch,
+    best_val_accuracy, best_test_accuracy; None in each for a run that did
+    not keep them), its times, the machine and the data."""
     train_seconds = sum(row["train_seconds"] for row in history)
     last = history[-1]
     return {
@@ -83,6 +88,7 @@ def metrics_record(config, data, history, test, *, seed, budget, precision, dete
         "gap": last["accuracy"] - test["test_accuracy"],
         CLEAN_ACCURACY: last[CLEAN_ACCURACY],
         "clean_gap": last[CLEAN_ACCURACY] - test["test_accuracy"],
+        **(best or dict.fromkeys(BEST_FIELDS)),
         "train_seconds": round(train_seconds, 3),
         "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
         "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
@@ -166,16 +172,41 @@ def changed_settings(saved, settings):
     return sorted(changed)
 
 
+@dataclasses.dataclass
+class BestEpoch:
+    """The epoch of the highest validation accuracy so far (the earliest of
+    equals) and the weights the model ended it with: what Keras's
+    `ModelCheckpoint(save_best_only=True)` would keep, chosen on the
+    validation split alone."""
+
+    epoch: int = 0
+    val_accuracy: float = float("-inf")
+    weights: list = None  # NumPy copies of `model.weights`
+
+    def update(self, epoch, val_accuracy, model):
+        if val_accuracy > self.val_accuracy:
+            self.epoch, self.val_accuracy = epoch, val_accuracy
+            self.weights = [keras.ops.convert_to_numpy(w) for w in model.weights]
+
+
 class Recorder(keras.callbacks.Callback):
     """Keeps the history and writes a checkpoint after every epoch.
 
     A NaN loss stops the run before its epoch is saved, so the last good
     checkpoint stays for a later --resume.
+
+    Args:
+        run_dir: the run folder.
+        history: the epoch rows so far; appended to.
+        phase: the training phase the checkpoint is saved in.
+        best: a `BestEpoch` to keep up to date and checkpoint, or None to
+            keep none (a tuner trial; a run resumed from a checkpoint that
+            has none).
     """
 
-    def __init__(self, run_dir, history, phase=1):
+    def __init__(self, run_dir, history, phase=1, best=None):
         super().__init__()
-        self.run_dir, self.history, self.phase = run_dir, history, phase
+        self.run_dir, self.history, self.phase, self.best = run_dir, history, phase, best
 
     def on_epoch_begin(self, epoch, logs=None):
         self.start = self.test_start = time.perf_counter()
@@ -199,7 +230,9 @@ class Recorder(keras.callbacks.Callback):
             "train_seconds": round(self.test_start - self.start, 3),
             "seconds": round(now - self.start, 3),
         })
-        save_checkpoint(self.run_dir, self.model, self.history, self.phase)
+        if self.best is not None:
+            self.best.update(epoch + 1, self.history[-1]["val_accuracy"], self.model)
+        save_checkpoint(self.run_dir, self.model, self.history, self.phase, self.best)
         files.write_csv(os.path.join(self.run_dir, HISTORY_FILE), self.history, HISTORY_COLUMNS)
 
 
@@ -235,13 +268,17 @@ class TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = self.stopped = True
 
 
-def save_checkpoint(run_dir, model, history, phase=1):
-    """Writes the model's and the optimizer's variables, the history and the
-    phase to the folder's checkpoint (a temporary name, then a rename)."""
+def save_checkpoint(run_dir, model, history, phase=1, best=None):
+    """Writes the model's and the optimizer's variables, the history, the
+    phase and the best epoch's weights (`best`, a `BestEpoch`, or None) to
+    the folder's checkpoint (a temporary name, then a rename)."""
     arrays = {f"model_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.variables)}
     arrays.update({f"opt_{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.optimizer.variables)})
     arrays["history"] = np.array(json.dumps(history))
     arrays["phase"] = np.array(phase)  # the optimizer's variables are this phase's
+    if best is not None and best.weights is not None:
+        arrays.update({f"best_{i}": w for i, w in enumerate(best.weights)})
+        arrays["best_epoch"], arrays["best_val_accuracy"] = np.array(best.epoch), np.array(best.val_accuracy)
     with files.atomic_path(os.path.join(run_dir, CHECKPOINT_FILE)) as tmp:
         np.savez(tmp, **arrays)
 
@@ -257,7 +294,8 @@ def saved_phase(path):
 
 def restore_checkpoint(path, model):
     """Assigns the saved state to `model` (compiled in the checkpoint's
-    phase); returns the history."""
+    phase); returns the history and the `BestEpoch` (None for a checkpoint
+    written before runs kept it)."""
     try:
         with np.load(path) as f:
             saved = {k: f[k] for k in f.files}
@@ -270,7 +308,11 @@ def restore_checkpoint(path, model):
             raise RunError(f"{path} does not match this model ({count} vs {len(variables)} {prefix} variables)")
         for i, v in enumerate(variables):
             v.assign(saved[f"{prefix}_{i}"])
-    return json.loads(str(saved["history"]))
+    best = None
+    if "best_epoch" in saved:
+        best = BestEpoch(int(saved["best_epoch"]), float(saved["best_val_accuracy"]),
+                         [saved[f"best_{i}"] for i in range(len(model.weights))])
+    return json.loads(str(saved["history"])), best
 
 
 def stop_partial(run_dir, config, history, time_limit, started):

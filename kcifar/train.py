@@ -20,8 +20,8 @@ from kcifar.budgets import FULL
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
 from kcifar.results import CLEAN_ACCURACY, METRICS_FILE, score_predictions, state
-from kcifar.run_folder import (Recorder, Stopped, TimeLimit, clear_partial, finish_run, metrics_record, prepare_run_dir,
-                               restore_checkpoint, saved_phase, settings_record, stop_partial)
+from kcifar.run_folder import (BestEpoch, Recorder, Stopped, TimeLimit, clear_partial, finish_run, metrics_record,
+                               prepare_run_dir, restore_checkpoint, saved_phase, settings_record, stop_partial)
 
 
 def compile_for_training(model, learning_rate, jit_compile="auto"):
@@ -195,7 +195,7 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
     steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
     phase = saved_phase(checkpoint) if checkpoint else 1
     model = recipe.compile(config, data, steps_per_epoch, seed, phase)
-    history = restore_checkpoint(checkpoint, model) if checkpoint else []
+    history, best = restore_checkpoint(checkpoint, model) if checkpoint else ([], BestEpoch())
     if history:
         print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
     if len(history) < config.epochs:
@@ -203,8 +203,9 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
 
     limit = None
     if time_limit is not None:
-        # The test pass, still to come, costs about this many validation passes.
-        test_per_val = len(data.y_test) / max(len(data.y_val), 1)
+        # The test passes still to come (the last epoch's weights, then the
+        # best validation epoch's) cost about this many validation passes.
+        test_per_val = 2 * len(data.y_test) / max(len(data.y_val), 1)
         limit = TimeLimit(started + time_limit, history, test_per_val, config.epochs)
     # A rung has one phase, ending at config.epochs; the pretrained step two.
     for number, end in enumerate(recipe.phase_ends(config), start=1):
@@ -213,17 +214,34 @@ def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite,
         if number != phase:  # new trainable layers, a new optimizer
             model, phase = recipe.compile(config, data, steps_per_epoch, seed, number, model), number
         fit_rung(model, config, data, seed=seed, initial_epoch=len(history), epochs=end, verbose=verbose,
-                 callbacks=[Recorder(run_dir, history, phase), *([limit] if limit else []),
+                 callbacks=[Recorder(run_dir, history, phase, best), *([limit] if limit else []),
                             *tensorboard_logs.callbacks_for(tensorboard, run_dir)])
     if limit is not None and limit.stopped:
         raise Stopped(stop_partial(run_dir, config, history, time_limit, started))
 
     eval_start = time.perf_counter()
     network = inference_network(model)  # without the augmentation block
-    probs = network.predict(data.x_test, batch_size=512, verbose=0)
-    test = score_predictions(probs, data.y_test)
+    test = score_predictions(network.predict(data.x_test, batch_size=512, verbose=0), data.y_test)
+    read_out = best and best_read_out(network, model, best, len(history), test, data)
     eval_seconds = time.perf_counter() - eval_start
     metrics = metrics_record(config, data, history, test, seed=seed, budget=budget, precision=precision,
-                             deterministic=deterministic, eval_seconds=eval_seconds)
+                             deterministic=deterministic, eval_seconds=eval_seconds, best=read_out)
     finish_run(run_dir, network, metrics)
     return metrics
+
+
+def best_read_out(network, model, best, epochs, test, data):
+    """The second read-out: the best validation epoch and the test accuracy
+    of its weights (the last epoch's `test` when it is the last), measured
+    with them in place and the last epoch's put back after: the saved model
+    is the last epoch's."""
+    best_test = test["test_accuracy"]
+    if best.epoch != epochs:
+        last = [keras.ops.convert_to_numpy(w) for w in model.weights]
+        for variable, value in zip(model.weights, best.weights):
+            variable.assign(value)
+        probs = network.predict(data.x_test, batch_size=512, verbose=0)
+        best_test = score_predictions(probs, data.y_test)["test_accuracy"]
+        for variable, value in zip(model.weights, last):
+            variable.assign(value)
+    return {"best_epoch": best.epoch, "best_val_accuracy": best.val_accuracy, "best_test_accuracy": best_test}

@@ -154,3 +154,69 @@ def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_d
     assert changed_settings({**now, "data": {**now["data"], "notes": ["custom set: ..."]}}, now) == ["data"]
     assert changed_settings({**now, "budget": "small"}, now) == ["budget"]
     assert changed_settings({**old, "config": SMALL.replace(dropout=0.5).to_dict()}, now) == ["config"]
+
+
+def fake_validation(monkeypatch, accuracies):
+    """Makes the run see these validation accuracies, epoch by epoch, so
+    that its best epoch is known beforehand."""
+    original = Recorder.on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["val_accuracy"] = accuracies[epoch]
+        original(self, epoch, logs)
+
+    monkeypatch.setattr(Recorder, "on_epoch_end", on_epoch_end)
+
+
+def test_the_best_validation_epochs_weights_give_its_recorded_test_figure(tiny_data, tmp_path, monkeypatch):
+    # Epoch 2 of 3 is the best on validation (ties keep the earlier epoch):
+    # its weights are those that a run of 2 epochs ends with.
+    with monkeypatch.context() as m:
+        fake_validation(m, [0.3, 0.9, 0.9])
+        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
+    two = train(SMALL.replace(epochs=2), tiny_data, str(tmp_path / "two"), seed=3, verbose=0)
+    assert whole["best_epoch"] == 2 and whole["best_val_accuracy"] == 0.9
+    assert whole["best_test_accuracy"] == two["test_accuracy"]
+    # The last epoch's figure and the saved model are still the last epoch's.
+    plain = train(SMALL, tiny_data, str(tmp_path / "plain"), seed=3, verbose=0)
+    assert whole["test_accuracy"] == plain["test_accuracy"]
+    saved = keras.saving.load_model(tmp_path / "whole" / "model.keras")
+    probs = saved.predict(tiny_data.x_test, verbose=0)
+    assert float((probs.argmax(axis=1) == tiny_data.y_test).mean()) == whole["test_accuracy"]
+
+
+def test_the_best_epoch_being_the_last_reads_the_last_figure(tiny_data, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        fake_validation(m, [0.3, 0.5, 0.9])
+        metrics = train(SMALL, tiny_data, str(tmp_path / "run"), seed=3, verbose=0)
+    assert metrics["best_epoch"] == 3 and metrics["best_test_accuracy"] == metrics["test_accuracy"]
+
+
+def test_a_resume_keeps_the_best_epochs_weights(tiny_data, tmp_path, monkeypatch):
+    # The best epoch is the first, before the interruption: only the checkpoint still holds its weights.
+    with monkeypatch.context() as m:
+        fake_validation(m, [0.9, 0.3, 0.5])
+        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
+        interrupt_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, verbose=0)
+    with monkeypatch.context() as m:
+        fake_validation(m, [0.9, 0.3, 0.5])
+        resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, resume=True, verbose=0)
+    assert resumed["best_epoch"] == whole["best_epoch"] == 1
+    assert resumed["best_test_accuracy"] == whole["best_test_accuracy"]
+    assert resumed["test_accuracy"] == whole["test_accuracy"]
+
+
+def test_a_checkpoint_from_before_the_best_epoch_was_kept_leaves_its_fields_empty(tiny_data, tmp_path, monkeypatch):
+    with monkeypatch.context() as m:
+        interrupt_after_first_epoch(m)
+        with pytest.raises(KeyboardInterrupt):
+            train(SMALL, tiny_data, str(tmp_path / "old"), seed=3, verbose=0)
+    path = tmp_path / "old" / "checkpoint.npz"
+    with np.load(path) as f:
+        older = {k: f[k] for k in f.files if not k.startswith("best_")}
+    np.savez(path, **older)
+    metrics = train(SMALL, tiny_data, str(tmp_path / "old"), seed=3, resume=True, verbose=0)
+    assert [metrics[k] for k in ("best_epoch", "best_val_accuracy", "best_test_accuracy")] == [None] * 3
+    assert metrics["epochs"] == 3 and metrics["test_accuracy"] is not None

@@ -216,7 +216,7 @@ class RungTuner(keras_tuner.Tuner):
         last = int(hp.values.get("tuner/epochs", self.hypermodel.config.epochs))
         checkpoint = os.path.join(trial_dir, CHECKPOINT_FILE)  # as a run folder keeps it
         try:
-            history = restore_checkpoint(checkpoint, model) if os.path.exists(checkpoint) else []
+            history = restore_checkpoint(checkpoint, model)[0] if os.path.exists(checkpoint) else []
         except RunError as e:
             raise keras_tuner.errors.FailedTrialError(str(e))
         parent = hp.values.get("tuner/trial_id")
