@@ -169,6 +169,8 @@ def test_hyperband_promotes_trials(tiny_dir, tmp_path, tmp_path_factory, capsys)
     (["--chief", "--worker", "w1"], "not allowed with argument"),
     (["--oracle", "localhost"], "--oracle must be HOST:PORT"),
     (["--data", "/no/such/folder"], "no such file or folder"),
+    (["--rung", "trick3", "--hold", "dropout"], "nothing left to search"),
+    (["--hold", "noise"], "argument --hold: invalid choice: 'noise'"),
 ])
 def test_bad_input_is_one_line(tiny_dir, tmp_path, capsys, extra, message):
     assert main(search_argv(tiny_dir, tmp_path) + extra) == 2

@@ -22,6 +22,23 @@ def test_search_space_tunes_what_the_rung_uses(name, ranges, learning_rate, expe
         assert r == ranges.get(r.name, DEFAULT_RANGES[r.name])
 
 
+def test_a_held_regularizer_is_not_searched_and_keeps_the_rungs_value():
+    space = search_space(rung("trick6").CONFIG, hold=("dropout",))
+    assert tuple(r.name for r in space) == ("l2",)
+    assert tuple(r.name for r in search_space(rung("trick6").CONFIG, hold=("l2",), learning_rate=True)) == (
+        "dropout", "learning_rate")
+
+
+@pytest.mark.parametrize("name, ranges, hold, message", [
+    ("trick3", {}, ("l2",), "trick3 has no l2 to hold"),
+    ("trick3", {}, ("dropout",), "nothing left to search"),
+    ("trick6", {"dropout": Range("dropout", 0.1, 0.5)}, ("dropout",), "dropout is held at the rung's 0.3"),
+])
+def test_bad_holds(name, ranges, hold, message):
+    with pytest.raises(ValueError, match=message):
+        search_space(rung(name).CONFIG, ranges, hold=hold)
+
+
 @pytest.mark.parametrize("name", ["baseline", "trick1", "trick2"])
 def test_rung_without_dropout_or_l2_is_refused(name):
     with pytest.raises(ValueError, match="no dropout and no L2"):

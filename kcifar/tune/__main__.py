@@ -1,7 +1,7 @@
 """python -m kcifar.tune --rung trick4 [--tuner random|bayesian|hyperband] [--max-trials N] [--epochs E]
 
 Searches the dropout rate and the L2 lambda of a rung (the learning rate too
-with --learning-rate-range) with keras-tuner, on the validation split carved
+with --learning-rate-range; --hold keeps one at the rung's value) with keras-tuner, on the validation split carved
 from the training set; the test set is never used. Writes
 <out>/<project>/: keras-tuner's trial files, summary.csv, summary.json,
 summary.png and best_config.json, which
@@ -44,6 +44,8 @@ def parser():
                    help="hyperband: times to run the whole schedule (default 1)")
     p.add_argument("--dropout-range", metavar="LOW,HIGH", help="dropout rates to try, linear scale (default 0.0,0.6)")
     p.add_argument("--l2-range", metavar="LOW,HIGH", help="L2 lambdas to try, log scale (default 1e-6,1e-2)")
+    p.add_argument("--hold", action="append", default=[], choices=("dropout", "l2"), metavar="NAME",
+                   help="keep dropout or l2 at the rung's own value instead of searching it (repeatable)")
     p.add_argument("--learning-rate-range", metavar="LOW,HIGH",
                    help="also search Adam's learning rate, log scale, e.g. 1e-4,1e-2 (default: the rung's, fixed)")
     p.add_argument("--seed", type=int, default=0, metavar="S",
@@ -111,7 +113,7 @@ def check_args(args):
     config = rung(args.rung).CONFIG
     try:
         ranges = {name: parse_range(name, text) for name, text in flags.items() if text is not None}
-        space = search_space(config, ranges)
+        space = search_space(config, ranges, hold=args.hold)
         if args.project is not None:
             project.check_name(args.project)
         if args.worker is not None:

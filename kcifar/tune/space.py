@@ -62,7 +62,7 @@ DEFAULT_RANGES = {
 }
 
 
-def search_space(config, ranges=None, learning_rate=False):
+def search_space(config, ranges=None, learning_rate=False, hold=()):
     """The ranges to search for a rung: its regularizers, and the learning rate if asked.
 
     Args:
@@ -70,6 +70,8 @@ def search_space(config, ranges=None, learning_rate=False):
         ranges: dict name -> Range set by the user; a range for a regularizer
             the rung does not use is an error (the rung's model has no such knob).
         learning_rate: also search the learning rate.
+        hold: regularizers kept at the rung's own value, not searched (a
+            study that varies lambda alone holds dropout at the lecture's 0.3).
 
     Returns:
         A tuple of `Range`, regularizers first.
@@ -84,7 +86,15 @@ def search_space(config, ranges=None, learning_rate=False):
     for name in REGULARIZERS:
         if name in ranges and name not in used:
             raise ValueError(f"rung {config.name} has no {name} to tune; drop its range or pick a later rung")
+    for name in hold:
+        if name not in used:
+            raise ValueError(f"rung {config.name} has no {name} to hold; hold one of {', '.join(used)}. "
+                             f"Received: hold {name}")
+        if name in ranges:
+            raise ValueError(f"{name} is held at the rung's {getattr(config, name):g}: drop its range or the hold")
     if "learning_rate" in ranges:
         learning_rate = True
-    names = used + (["learning_rate"] if learning_rate else [])
+    names = [name for name in used if name not in hold] + (["learning_rate"] if learning_rate else [])
+    if not names:
+        raise ValueError(f"nothing left to search: every regularizer of {config.name} is held")
     return tuple(ranges.get(name, DEFAULT_RANGES[name]) for name in names)
