@@ -21,7 +21,9 @@ reads), or changes on top of its stage's base, whose config file is written
 once that base is known.
 
 It prints each stage's figures and verdict, and the command of every run
-still to come; it writes decision.json beside plan.json. A stage whose runs
+still to come (with --commands, those alone, one a line: `... --commands |
+xargs -P 10 -I{} sh -c "{} --quiet"` runs ten at once); it writes
+decision.json beside plan.json. A stage whose runs
 are not all complete is "pending". Exit status 0, or 2 with one line for a
 plan it cannot read.
 """
@@ -48,13 +50,15 @@ def main(argv=None):
     p.add_argument("--backend", choices=BACKENDS, default="tensorflow",
                    help="the backend whose runs are judged; runs of two backends are never compared "
                         "(default tensorflow)")
+    p.add_argument("--commands", action="store_true",
+                   help="print only the commands of the runs still to come, one a line (for xargs -P)")
     try:
         args = p.parse_args(argv)
         plan = read_plan(args.folder)
     except UsageError as e:
         return error(PROG, e)
     decision = decide(plan, args.folder, args.backend)
-    print(describe(decision))
+    print("\n".join(decision["to_run"]) if args.commands else describe(decision))
     files.write_json(os.path.join(args.folder, DECISION_FILE), decision)
     return 0
 

@@ -147,3 +147,12 @@ def test_a_bad_plan_is_one_line_and_exit_2(tmp_path, capsys, plan, message):
 def test_the_committed_plan_reads():
     plan = study.read_plan(os.path.join("experiments", "study"))
     assert plan["rung"] == "trick6" and plan["stages"][0]["base"] == "current"
+
+
+def test_commands_alone_one_a_line(tmp_path, capsys):
+    root = make_study(tmp_path)
+    stage1(root, {"current": (0.80, 0.80), "a": (0.82, 0.82), "b": (0.80, 0.80), "ref": (0.80, 0.80)})
+    assert study.main([root, "--commands"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"python -m kcifar.experiments.trick6 --config {os.path.join(root, 'configs', 'b64.json')} "
+                     f"--seed {s} --out {os.path.join(root, 'batch', 'b64')} --resume" for s in (0, 1)]
