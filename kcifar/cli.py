@@ -62,6 +62,8 @@ def _run(config, args):
     from kcifar.run_folder import RunError, Stopped
     from kcifar.train import train
 
+    for seed in seeds:  # every seed's folder before the first trains: no refusal after hours of training
+        check_run_dir(run_dir_of(args, config, seed), args)
     data = recipe = None
     finished = []
     for seed in seeds:
@@ -90,6 +92,22 @@ def _run(config, args):
         print(f"  run folder: {run_dir}/ (metrics.json, history.csv, model.keras)")
         finished.append(metrics)
     return finished
+
+
+def check_run_dir(run_dir, args):
+    """Refuses a run folder that already holds a run, unless --resume or
+    --overwrite says what to do with it: UsageError (one line) saying how.
+
+    `kcifar.run_folder.prepare_run_dir` refuses it too, for Python callers;
+    here it is an input error, caught before the data loads.
+    """
+    found = results.state(run_dir)
+    if found is None or args.resume or args.overwrite:
+        return
+    keep = ("to keep it (a complete run is skipped)" if found == "complete"
+            else "to continue it from its last finished epoch")
+    raise UsageError(f"{run_dir} already holds a {found} run; run the same command with --resume {keep}, "
+                     "or with --overwrite to delete it and start afresh")
 
 
 def checked_flags(config, args):

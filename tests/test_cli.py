@@ -65,6 +65,25 @@ def test_unwritable_out(tiny_dir, tmp_path, capsys):
     assert code == 1 and "cannot write to run folder" in err
 
 
+@pytest.mark.parametrize("marker, found, advice", [
+    ("metrics.json", "complete", "--resume to keep it (a complete run is skipped)"),
+    ("partial.json", "partial", "--resume to continue it from its last finished epoch"),
+    ("settings.json", "started", "--resume to continue it from its last finished epoch"),
+])
+def test_a_folder_holding_a_run_is_an_input_error_that_says_how_to_resume(tiny_dir, tmp_path, capsys, marker,
+                                                                          found, advice):
+    # Seed 1's folder holds a run: refused before seed 0 trains or any data loads.
+    held = tmp_path / f"trick4-{keras.backend.backend()}-seed1"
+    held.mkdir()
+    (held / marker).write_text("{}")
+    code, _, out, err = run(["--data", "/no/such/data", "--out", str(tmp_path), "--seeds", "0,1"], capsys)
+    assert code == 2
+    assert err.strip().splitlines() == [
+        f"python -m kcifar.experiments.trick4: error: {held} already holds a {found} run; run the same command "
+        f"with {advice}, or with --overwrite to delete it and start afresh"]
+    assert os.listdir(tmp_path) == [held.name] and os.listdir(held) == [marker]
+
+
 def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
     best = tmp_path / "best.json"
     best.write_text(json.dumps({"rung": "trick4", "changes": {"dropout": 0.1, "l2": 0.002}, "val_accuracy": 0.5}))
