@@ -3,6 +3,8 @@ and nothing is deleted without --overwrite."""
 
 import json
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -101,6 +103,72 @@ def test_overwrite_deletes_a_tuner_project(tmp_path, marker):
     (folder / marker).write_text(json.dumps({"format": 99}))
     assert project.prepare(str(folder), SETTINGS, overwrite=True) is False
     assert sorted(os.listdir(folder)) == [project.SETTINGS_FILE]
+
+
+REFUSALS = [  # (what the folder holds, settings of the new command): each refused
+    ({"format": 1, "keras_tuner": project.keras_tuner_version(), "settings": SETTINGS}, {**SETTINGS, "epochs": 3}),
+    ({"format": 99, "settings": {}}, SETTINGS),
+    ({"format": 1, "keras_tuner": "0.9.0", "settings": SETTINGS}, SETTINGS),
+    ("not json", SETTINGS),
+]
+
+
+def _search(folder, content):
+    (folder / "trial_0").mkdir(parents=True)
+    (folder / "summary.csv").write_text("trial\n0\n")
+    (folder / project.SETTINGS_FILE).write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+@pytest.mark.parametrize("content, settings", REFUSALS)
+def test_a_refused_search_names_overwrite_with_what_it_deletes(tmp_path, content, settings):
+    _search(tmp_path / "p", content)
+    with pytest.raises(project.SearchError) as refused:
+        project.prepare(str(tmp_path / "p"), settings)
+    assert str(refused.value).endswith("choose another --project or --out; --overwrite deletes this search")
+
+
+git = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+@git
+@pytest.mark.parametrize("content, settings", REFUSALS)
+def test_committed_results_are_never_offered_to_overwrite_nor_deleted_by_it(tmp_path, content, settings):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    folder = tmp_path / "tuner_runs" / "p"
+    _search(folder, content)
+    subprocess.run(["git", "add", "tuner_runs"], cwd=tmp_path, check=True)
+    before = folder_contents(str(folder))
+    with pytest.raises(project.SearchError) as refused:
+        project.prepare(str(folder), settings)
+    assert "--overwrite" not in str(refused.value)
+    assert str(refused.value).endswith("choose another --project or --out (its files are committed to git)")
+    with pytest.raises(project.SearchError, match="committed to git, which --overwrite never deletes; "
+                                                  "choose another --project or --out"):
+        project.prepare(str(folder), settings, overwrite=True)
+    assert folder_contents(str(folder)) == before
+    # Files git does not track beside them change nothing: the folder is still committed results.
+    (folder / "oracle.json").write_text("{}")
+    with pytest.raises(project.SearchError, match="never deletes"):
+        project.prepare(str(folder), settings, overwrite=True)
+
+
+@git
+def test_an_untracked_search_in_a_git_checkout_may_be_overwritten(tmp_path):
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    folder = tmp_path / "tuner_runs" / "p"
+    _search(folder, "not json")
+    assert not project.committed(str(folder))
+    assert project.prepare(str(folder), SETTINGS, overwrite=True) is False
+    assert os.listdir(folder) == [project.SETTINGS_FILE]
+
+
+def test_a_foreign_folder_is_not_offered_to_overwrite(tmp_path):
+    (tmp_path / "p").mkdir()
+    (tmp_path / "p" / "notes.txt").write_text("mine")
+    with pytest.raises(project.SearchError) as refused:
+        project.prepare(str(tmp_path / "p"), SETTINGS)
+    assert str(refused.value) == (f"{tmp_path / 'p'} is not a kcifar.tune project (no {project.SETTINGS_FILE}); "
+                                  "choose another --project or --out")
 
 
 def test_worker_needs_the_chiefs_folder(tmp_path):

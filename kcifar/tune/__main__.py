@@ -55,7 +55,8 @@ def parser():
     p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                    help=f"parent folder of projects (default {DEFAULT_OUT}/)")
     p.add_argument("--overwrite", action="store_true",
-                   help="delete the project folder and start afresh (nothing is deleted without it)")
+                   help="delete the project folder and start afresh (nothing is deleted without it; never a "
+                        "folder with files committed to git)")
     d = p.add_argument_group("distributed search (keras-tuner's chief and workers over gRPC)")
     role = d.add_mutually_exclusive_group()
     role.add_argument("--chief", action="store_true",
@@ -214,7 +215,7 @@ def run(args):
         )
     except (RuntimeError, KeyError, ValueError) as e:
         raise project.SearchError(f"cannot reload {project_dir} ({str(e).splitlines()[0]}); "
-                                  "use another --project, or --overwrite")
+                                  f"{project.advice(project_dir)}")
     try:
         if args.chief:
             oracle.verbose = 0  # the chief prints one line per trial instead

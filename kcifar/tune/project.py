@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 
 from kcifar import files
 from kcifar.data.loader import comparable_description
@@ -56,6 +57,25 @@ def _series(version):
     return ".".join(str(version).split(".")[:2])
 
 
+def committed(folder):
+    """Whether git tracks a file in `folder` (False outside a git checkout,
+    or where git is not installed)."""
+    try:
+        listed = subprocess.run(["git", "ls-files", "--", "."], cwd=folder, capture_output=True, text=True,
+                                timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(listed.strip())
+
+
+def advice(project_dir):
+    """What a refused search folder leaves to do. --overwrite is named only
+    where it would act, with what it deletes: never for committed results."""
+    if committed(project_dir):
+        return "choose another --project or --out (its files are committed to git)"
+    return "choose another --project or --out; --overwrite deletes this search"
+
+
 def prepare(project_dir, settings, overwrite=False, create=True):
     """Checks (or writes) the project's kcifar_tune.json.
 
@@ -63,7 +83,7 @@ def prepare(project_dir, settings, overwrite=False, create=True):
         project_dir: `<out>/<project>`.
         settings: the search settings (a JSON-able dict).
         overwrite: delete the project first; only a folder that holds a tuner
-            project is ever deleted.
+            project and no file git tracks is ever deleted.
         create: write kcifar_tune.json when the folder is new. A worker
             passes False: it must find the chief's folder.
 
@@ -73,9 +93,14 @@ def prepare(project_dir, settings, overwrite=False, create=True):
     settings = json.loads(json.dumps(settings))  # as it reads back: tuples become lists
     settings_path = os.path.join(project_dir, SETTINGS_FILE)
     present = os.path.isdir(project_dir) and bool(os.listdir(project_dir))
+    searched = present and any(os.path.exists(os.path.join(project_dir, f)) for f in (SETTINGS_FILE, "oracle.json"))
     if present and overwrite:
-        if not any(os.path.exists(os.path.join(project_dir, f)) for f in (SETTINGS_FILE, "oracle.json")):
+        if not searched:
             raise SearchError(f"{project_dir} does not hold a tuner project; --overwrite deletes only those")
+        if committed(project_dir):
+            # A search worth keeping is committed (tuner_runs/ holds one): git, not --overwrite, lets it go.
+            raise SearchError(f"{project_dir} holds files committed to git, which --overwrite never deletes; "
+                              "choose another --project or --out")
         shutil.rmtree(project_dir)
         present = False
     if not present:
@@ -90,22 +115,21 @@ def prepare(project_dir, settings, overwrite=False, create=True):
     try:
         saved = files.read_json(settings_path)
     except FileNotFoundError:
-        raise SearchError(
-            f"{project_dir} is not a kcifar.tune project (no {SETTINGS_FILE}); "
-            "use another --project, or --overwrite to delete it"
-        )
+        # A keras-tuner project (oracle.json) is a search --overwrite may delete; other folders are not.
+        raise SearchError(f"{project_dir} is not a kcifar.tune project (no {SETTINGS_FILE}); "
+                          + (advice(project_dir) if searched else "choose another --project or --out"))
     except (OSError, ValueError) as e:
-        raise SearchError(f"{settings_path} is unreadable ({e}); use another --project, or --overwrite")
+        raise SearchError(f"{settings_path} is unreadable ({e}); {advice(project_dir)}")
     found = saved.get("format") if isinstance(saved, dict) else None
     if found != FORMAT or not isinstance(saved.get("settings"), dict):
         raise SearchError(
             f"{project_dir} was written by kcifar.tune format {found} (this is format {FORMAT}); "
-            "use another --project, or --overwrite to delete it"
+            f"{advice(project_dir)}"
         )
     if _series(saved.get("keras_tuner")) != _series(keras_tuner_version()):
         raise SearchError(
             f"{project_dir} was written by keras-tuner {saved.get('keras_tuner')} (this is "
-            f"{keras_tuner_version()}); use that version, another --project, or --overwrite"
+            f"{keras_tuner_version()}); use that version, or {advice(project_dir)}"
         )
     old = {k: v for k, v in saved["settings"].items() if k not in EXTENSIBLE}
     new = {k: v for k, v in settings.items() if k not in EXTENSIBLE}
@@ -117,7 +141,7 @@ def prepare(project_dir, settings, overwrite=False, create=True):
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise SearchError(
             f"{project_dir} holds a search with other settings ({', '.join(changed)} differ); "
-            "use the same flags, another --project, or --overwrite"
+            f"use the same flags, or {advice(project_dir)}"
         )
     if create and settings.get("max_trials") != saved["settings"].get("max_trials"):
         saved["settings"]["max_trials"] = settings.get("max_trials")
