@@ -111,8 +111,10 @@ def test_status_names_the_trials_it_waits_for(tmp_path):
     (tmp_path / "trial_3").mkdir()
     (tmp_path / "trial_3" / "history.csv").write_text("epoch,loss\n1,2.0\n2,1.5\n")
     line = distributed._status(str(tmp_path), {"w1": "3", "w2": "4"}, {"3": 0.0, "4": 50.0}, 2, 4, True, 130.0)
-    assert line.startswith("chief: 2 of 4 trial(s) ended; waiting for trial 3 on w1 (2m10s, 2 epoch(s), last epoch")
-    assert "trial 4 on w2 (1m20s, 0 epoch(s))" in line
+    # Numbered as keras-tuner shows them: id "3" is its Trial #4.
+    assert line.startswith("chief: 2 of 4 trial(s) ended; waiting for trial 4 (trial_3) on w1 (2m10s, 2 epoch(s), "
+                           "last epoch")
+    assert "trial 5 (trial_4) on w2 (1m20s, 0 epoch(s))" in line
     assert line.endswith("restart it with the same --worker ID and it resumes its trial")
     idle = distributed._status(str(tmp_path), {}, {}, 0, 0, False, 1.0)
     assert "no trial running: waiting for workers" in idle
@@ -167,7 +169,7 @@ def test_chief_and_two_workers_run_every_trial_once(tiny_dir, tmp_path, tmp_path
         procs.start("w2", argv + ["--worker", "w2"])
 
         def w1_trial():
-            found = re.findall(r"worker w1: trial (\S+)", procs.log("w1"))
+            found = re.findall(r"worker w1: trial \d+ \(trial_(\S+)\):", procs.log("w1"))
             return found[0] if found else None
 
         # Kill w1 after the first epoch of its trial, before the trial ends.
@@ -177,7 +179,7 @@ def test_chief_and_two_workers_run_every_trial_once(tiny_dir, tmp_path, tmp_path
         procs.children["w1"].wait(30)
         killed, mark = w1_trial(), len(procs.log("chief"))
         # The chief says what it waits for.
-        procs.wait_until(lambda: f"trial {killed} on w1" in procs.log("chief")[mark:],
+        procs.wait_until(lambda: f"(trial_{killed}) on w1" in procs.log("chief")[mark:],
                          "the chief to name w1's trial", timeout=60)
         procs.start("w1-again", argv + ["--worker", "w1"])
         for name in ("chief", "w2", "w1-again"):
@@ -188,8 +190,8 @@ def test_chief_and_two_workers_run_every_trial_once(tiny_dir, tmp_path, tmp_path
         procs.kill_all()
 
     # Every trial ran once: three trials, each started once, w1's resumed where it stopped.
-    starts = re.findall(r"worker (\S+): trial (\S+) \(", procs.log("w1") + procs.log("w2"))
-    resumed = re.findall(r"worker (\S+): trial (\S+) \(", procs.log("w1-again"))
+    starts = re.findall(r"worker (\S+): trial \d+ \(trial_(\S+)\):", procs.log("w1") + procs.log("w2"))
+    resumed = re.findall(r"worker (\S+): trial \d+ \(trial_(\S+)\):", procs.log("w1-again"))
     assert resumed == [("w1", killed)]
     assert sorted(t for _, t in starts) == ["0", "1", "2"]
     with open(folder / "summary.json") as f:

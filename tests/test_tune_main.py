@@ -3,6 +3,7 @@ kill -9, and one clear line for each bad input."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -85,6 +86,20 @@ def test_search_extends_continues_and_exports_a_best_config(tiny_dir, tmp_path, 
     config = cli.configure(rung("trick4").CONFIG, args)
     assert (config.dropout, config.l2, config.batch_size) == (top["dropout"], top["l2"], 54)
     assert f"--config {folder / 'best_config.json'}" in out
+
+
+def test_trials_are_numbered_as_keras_tuner_shows_them(tiny_dir, tmp_path, tmp_path_factory, capsys):
+    argv = [a for a in search_argv(tiny_dir, tmp_path, "--epochs", "1", "--max-trials", "2") if a != "--quiet"]
+    _, out = run_tune(argv, tmp_path_factory, capsys)
+    assert "Running Trial #1" in out and "Running Trial #2" in out  # keras-tuner's own lines
+    shown = dict(re.findall(r"Trial (\d+) Complete \[[^\]]*\]\s+val_accuracy: (\S+)", out))
+    result = read_json(tmp_path, "p", "summary.json")
+    assert [(r["number"], r["trial"]) for r in result["trials"]] == [(1, "0"), (2, "1")]
+    best = result["best"]
+    # The trial kcifar calls best is the one keras-tuner showed under that number, with that score.
+    assert f"best: trial {best['number']} (trial_{best['trial']}) val_accuracy" in out
+    assert float(shown[str(best["number"])]) == best["val_accuracy"]
+    assert read_json(tmp_path, "p", "best_config.json")["trial_number"] == best["number"]
 
 
 def test_search_never_gets_the_test_set(tiny_dir, tmp_path, monkeypatch):

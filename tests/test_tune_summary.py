@@ -62,6 +62,7 @@ def test_rows_cover_every_trial(tmp_path):
         ("0", "COMPLETED", 0.5), ("1", "FAILED", None), ("2", "COMPLETED", 0.75),
         ("3", "COMPLETED", 0.75), ("4", "RUNNING", None),
     ]
+    assert [r["number"] for r in rows] == [1, 2, 3, 4, 5]  # keras-tuner's "Running Trial #N"
     assert rows[1]["message"] == "RunError: loss became NaN"
     assert rows[0]["seed"] == 100 and rows[0]["seconds"] == 1.5 and rows[0]["epochs"] == 2
     assert summary.best_row(rows)["trial"] == "2"
@@ -74,7 +75,7 @@ def test_files_written_and_best_config_accepted_by_the_experiment_cli(tmp_path):
     assert result["counts"] == {"COMPLETED": 3, "FAILED": 1, "RUNNING": 1}
     with open(os.path.join(folder, "summary.csv")) as f:
         table = list(csv.DictReader(f))
-    assert [r["trial"] for r in table] == ["0", "1", "2", "3", "4"]
+    assert [(r["number"], r["trial"]) for r in table] == [("1", "0"), ("2", "1"), ("3", "2"), ("4", "3"), ("5", "4")]
     assert tuple(table[0]) == summary.COLUMNS
     saved = json.load(open(os.path.join(folder, "summary.json")))
     assert saved["best"]["trial"] == "2" and len(saved["trials"]) == 5
@@ -86,6 +87,7 @@ def test_files_written_and_best_config_accepted_by_the_experiment_cli(tmp_path):
     best = json.load(open(best_path))
     # The search's batch size too: its values were chosen at it.
     assert best["rung"] == "trick4" and best["changes"] == {"dropout": 0.3, "l2": 2e-5, "batch_size": 64}
+    assert (best["trial"], best["trial_number"]) == ("2", 3)
     args = cli.parser("trick4", "").parse_args(["--config", best_path])
     config = cli.configure(rung("trick4").CONFIG, args)
     assert (config.dropout, config.l2, config.batch_size) == (0.3, 2e-5, 64)
@@ -114,7 +116,7 @@ def test_no_completed_trial_writes_no_best_config(tmp_path):
 
 
 @pytest.mark.parametrize("argv, status, output", [
-    (["{folder}"], 0, "best: trial 2 val_accuracy 0.7500"),
+    (["{folder}"], 0, "best: trial 3 (trial_2) val_accuracy 0.7500"),
     (["{tmp}"], 2, "not a kcifar.tune project"),
     ([], 2, "usage"),
 ])
@@ -126,3 +128,21 @@ def test_command_line(tmp_path, capsys, argv, status, output):
     assert output in (captured.out if status == 0 else captured.err)
     if status:
         assert len(captured.err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("trial_id, number, label", [
+    ("0", 1, "trial 1 (trial_0)"), ("09", 10, "trial 10 (trial_09)"), ("0003", 4, "trial 4 (trial_0003)"),
+    ("abc", None, "trial_abc"),
+])
+def test_trials_are_numbered_from_one_as_keras_tuner_shows_them(trial_id, number, label):
+    assert project.trial_number(trial_id) == number
+    assert project.trial_label(trial_id) == label
+
+
+def test_a_summary_written_before_the_numbers_reads_with_them(tmp_path):
+    # As the committed tuner_runs/*/summary.json: rows with the id alone.
+    rows = [{"trial": "0", "status": "COMPLETED", "val_accuracy": 0.4, "dropout": 0.09, "l2": 3.8e-5, "epochs": 3},
+            {"trial": "1", "status": "COMPLETED", "val_accuracy": 0.3, "dropout": 0.2, "l2": 3e-6, "epochs": 3}]
+    old = {"format": 1, "backend": "tensorflow", "device": "cpu: x86_64 x2", "seed": 0, "trials": rows,
+           "best": rows[0]}
+    assert summary.format_best(old).startswith("best: trial 1 (trial_0) val_accuracy 0.4000 (dropout 0.09, ")

@@ -201,7 +201,8 @@ def run(args):
             row = next((r for r in result["trials"] if r["trial"] == trial_id), None)
             if row:
                 acc = f"val_accuracy {row['val_accuracy']:.4f}" if row["val_accuracy"] is not None else row["message"]
-                print(f"chief: trial {trial_id} {row['status']} on {row['worker']}: {acc}", flush=True)
+                print(f"chief: {project.trial_label(trial_id)} {row['status']} on {row['worker']}: {acc}",
+                      flush=True)
         return result
 
     oracle = search.make_oracle(args.tuner, seed=args.seed, max_trials=args.max_trials, epochs=args.epochs,

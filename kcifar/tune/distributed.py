@@ -26,6 +26,7 @@ import socket
 import time
 
 from kcifar.results import HISTORY_FILE
+from kcifar.tune.project import trial_label
 
 ENV_ID, ENV_IP, ENV_PORT = "KERASTUNER_TUNER_ID", "KERASTUNER_ORACLE_IP", "KERASTUNER_ORACLE_PORT"
 CHIEF_ID = "chief"
@@ -236,7 +237,7 @@ def _status(project_dir, ongoing, since, ended, total, stopping, now):
     for tuner_id, trial_id in sorted(ongoing.items()):
         epochs, quiet = _progress(project_dir, trial_id)
         last = f", last epoch written {_duration(quiet)} ago" if quiet is not None else ""
-        parts.append(f"trial {trial_id} on {tuner_id} ({_duration(now - since[trial_id])}, {epochs} epoch(s){last})")
+        parts.append(f"{trial_label(trial_id)} on {tuner_id} ({_duration(now - since[trial_id])}, {epochs} epoch(s){last})")
     line = f"chief: {ended} of {total} trial(s) ended; waiting for " + "; ".join(parts)
     if stopping:
         line += (". No trial is left to hand out: if a worker died, restart it with the same "

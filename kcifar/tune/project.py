@@ -153,6 +153,21 @@ def read_settings(project_dir):
     return files.read_json(os.path.join(project_dir, SETTINGS_FILE))["settings"]
 
 
+def trial_number(trial_id):
+    """The number keras-tuner shows for a trial ("Running Trial #3", "Trial 3
+    Complete"): its id, counted from 0, plus one; None for an id that is no
+    count. The id itself, as keras-tuner stores it ("2", "02", "0002"), names
+    the trial's folder trial_<id> and the rows of summary.json."""
+    return int(trial_id) + 1 if str(trial_id).isdigit() else None
+
+
+def trial_label(trial_id):
+    """A trial as kcifar's messages name it, e.g. "trial 3 (trial_02)":
+    keras-tuner's number, then the trial's folder."""
+    number = trial_number(trial_id)
+    return f"trial_{trial_id}" if number is None else f"trial {number} (trial_{trial_id})"
+
+
 def trial_ids(project_dir):
     """Ids of the trials in a project folder, in trial order."""
     ids = []

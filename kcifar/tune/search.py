@@ -20,7 +20,7 @@ from kcifar import tensorboard as tensorboard_logs
 from kcifar.bench.memory import resident_mb
 from kcifar.results import CHECKPOINT_FILE, CLEAN_ACCURACY
 from kcifar.run_folder import Recorder, RunError, restore_checkpoint
-from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError
+from kcifar.tune.project import FORMAT, OBJECTIVE, TRIAL_FILE, TUNERS, SearchError, trial_label
 
 MAX_FAILED_IN_A_ROW = 3  # keras-tuner's default: a space where every trial fails stops soon
 
@@ -178,7 +178,7 @@ class RungTuner(keras_tuner.Tuner):
         if self._is_worker():  # keras-tuner shows its trial table on the chief only
             values = ", ".join(f"{k} {v:.4g}" for k, v in trial.hyperparameters.values.items()
                                if not k.startswith("tuner/"))
-            print(f"worker {self.tuner_id}: trial {trial.trial_id} ({values})", flush=True)
+            print(f"worker {self.tuner_id}: {trial_label(trial.trial_id)}: {values}", flush=True)
         super().on_trial_begin(trial)
 
     def on_trial_end(self, trial):
@@ -230,7 +230,7 @@ class RungTuner(keras_tuner.Tuner):
         if not os.path.exists(best_path):
             best = float("-inf")
         if history and self.verbose:
-            print(f"resuming trial {trial.trial_id} after epoch {first + len(history)} of {last}")
+            print(f"resuming {trial_label(trial.trial_id)} after epoch {first + len(history)} of {last}")
         restored = len(history)
         start = time.perf_counter()
         if first + len(history) < last:

@@ -16,8 +16,11 @@ from kcifar import files
 from kcifar.results import counted
 from kcifar.tune import project
 
+# number: keras-tuner's "Trial #N" (`project.trial_number`); trial: the id it
+# stores, which names the folder trial_<id> (summaries written before the
+# number have the id alone).
 COLUMNS = (
-    "trial", "status", "val_accuracy", "best_epoch", "last_val_accuracy", "train_accuracy",
+    "number", "trial", "status", "val_accuracy", "best_epoch", "last_val_accuracy", "train_accuracy",
     "clean_train_accuracy", "dropout", "l2", "learning_rate", "epochs", "trained_epochs", "seconds", "seed",
     "from_trial", "worker", "rss_mb_start", "rss_mb_end", "message",
 )
@@ -39,6 +42,7 @@ def collect(project_dir):
         result = result or {}
         completed = state.get("status") == "COMPLETED"
         rows.append({
+            "number": project.trial_number(trial_id),
             "trial": trial_id,
             "status": state.get("status"),
             "val_accuracy": state.get("score") if completed else None,
@@ -78,6 +82,7 @@ def best_config(best, settings, about):
         "changes": changes,
         "val_accuracy": best["val_accuracy"],
         "trial": best["trial"],
+        "trial_number": project.trial_number(best["trial"]),
         "search_epochs": best["epochs"],
         "note": "chosen on the validation split carved from the training set; the test set was not used",
         **about,
@@ -207,7 +212,7 @@ def format_best(summary):
         f"{name} {best[name]:.4g}" for name in TUNABLE if best.get(name) is not None and not math.isnan(best[name])
     )
     return (
-        f"best: trial {best['trial']} val_accuracy {best['val_accuracy']:.4f} ({values}; "
+        f"best: {project.trial_label(best['trial'])} val_accuracy {best['val_accuracy']:.4f} ({values}; "
         f"{counted(best['epochs'], 'epoch')}) [{summary['backend']}, {summary['device']}, seed {summary['seed']}]"
     )
 
