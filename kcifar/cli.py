@@ -39,6 +39,7 @@ def run_rung(config, argv=None, description=None):
     The step beyond the ladder (a `PretrainedConfig`, `kcifar.pretrained`)
     also takes `--weights imagenet|none|PATH` and trains in its two phases.
     """
+    args = None
     try:
         p = parser(_prog(config.name), description or config.change)
         if isinstance(config, PretrainedConfig):
@@ -51,7 +52,20 @@ def run_rung(config, argv=None, description=None):
     except UsageError as e:
         _fail(config.name, e, 2)
     except KeyboardInterrupt:
+        end_progress_line(args)
         _fail(config.name, "interrupted; run the same command with --resume to continue", 130)
+
+
+def end_progress_line(args):
+    """Ends the line a Keras progress bar may have left open on stdout, so
+    that Ctrl-C's message (on stderr, the same terminal) starts a line of its
+    own. Nothing before the flags are read or with --quiet (no bars).
+
+    Args:
+        args: the parsed flags, or None.
+    """
+    if args is not None and not args.quiet:
+        print(flush=True)
 
 
 def _run(config, args):

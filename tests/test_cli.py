@@ -84,6 +84,26 @@ def test_a_folder_holding_a_run_is_an_input_error_that_says_how_to_resume(tiny_d
     assert os.listdir(tmp_path) == [held.name] and os.listdir(held) == [marker]
 
 
+@pytest.mark.parametrize("quiet", [False, True])
+def test_ctrl_c_mid_epoch_says_so_on_a_line_of_its_own(tiny_dir, tmp_path, capsys, monkeypatch, quiet):
+    import kcifar.train
+
+    def interrupted(*args, verbose, **kwargs):
+        if verbose:
+            keras.utils.Progbar(10).update(3, values=[("loss", 2.3826)])  # a bar's line, left open
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kcifar.train, "train", interrupted)
+    code, _, out, err = run(["--data", tiny_dir, "--out", str(tmp_path)] + ["--quiet"] * quiet, capsys)
+    assert code == 130
+    assert err.splitlines()[-1] == ("python -m kcifar.experiments.trick4: error: interrupted; run the same command "
+                                    "with --resume to continue")
+    if quiet:
+        assert out == ""  # no bar, no line to end
+    else:
+        assert "loss: 2.3826" in out.splitlines()[-1] and out.endswith("\n")
+
+
 def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
     best = tmp_path / "best.json"
     best.write_text(json.dumps({"rung": "trick4", "changes": {"dropout": 0.1, "l2": 0.002}, "val_accuracy": 0.5}))

@@ -1,5 +1,6 @@
 import os
 import pickle
+import sys
 
 import numpy as np
 import pytest
@@ -129,6 +130,17 @@ def test_bad_image_names_the_file(tmp_path, content, message):
         f.write(content())
     with pytest.raises(DataError, match=f"train/dog/zz-bad.png: {message}"):
         read_source(root)
+
+
+def test_a_bad_image_ends_the_decoding_bar_before_its_message(tmp_path, capsys, monkeypatch):
+    root = write_image_folder(str(tmp_path / "img"), *tiny_arrays(1, 1))
+    with open(os.path.join(root, "train", "dog", "zz-bad.png"), "wb") as f:
+        f.write(b"not an image at all")
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the bar is drawn as it goes
+    with pytest.raises(DataError):
+        read_source(root)
+    err = capsys.readouterr().err
+    assert err.startswith("\rdecoding ") and err.endswith("\n")  # the error's line starts below the bar
 
 
 def test_truncated_archive(tmp_path):

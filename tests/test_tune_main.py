@@ -102,6 +102,21 @@ def test_trials_are_numbered_as_keras_tuner_shows_them(tiny_dir, tmp_path, tmp_p
     assert read_json(tmp_path, "p", "best_config.json")["trial_number"] == best["number"]
 
 
+def test_ctrl_c_mid_trial_says_so_on_a_line_of_its_own(capsys, monkeypatch):
+    import kcifar.tune.__main__ as tune_main
+
+    def interrupted(args):
+        keras.utils.Progbar(10).update(3, values=[("loss", 2.3826)])  # a trial's bar, left open
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tune_main, "run", interrupted)
+    assert main(["--rung", "trick4"]) == 130
+    out, err = capsys.readouterr()
+    assert "loss: 2.3826" in out.splitlines()[-1] and out.endswith("\n")
+    assert err.splitlines() == ["python -m kcifar.tune: interrupted; run the same command again to continue "
+                                "(finished trials are kept)"]
+
+
 def test_search_never_gets_the_test_set(tiny_dir, tmp_path, monkeypatch):
     seen = []
 

@@ -193,8 +193,6 @@ def _image_split(name):
 def _read_image_folder(files, path):
     """Returns (x_train, y_train, x_test, y_test, lossy): lossy when any of
     the images read is a JPEG."""
-    from PIL import Image
-
     entries = {"train": [], "test": []}
     for name in files:
         where = _image_split(name)
@@ -216,6 +214,20 @@ def _read_image_folder(files, path):
             )
     total = sum(len(v) for v in entries.values())
     progress = Progress(total, f"decoding {total} images from {path}")
+    try:
+        arrays = _decode(entries, files, progress)
+    except BaseException:  # a bad image, Ctrl-C: its line starts below the bar
+        progress.abandon()
+        raise
+    progress.close()
+    lossy = any(name.lower().endswith(JPEG_SUFFIXES) for items in entries.values() for _, name in items)
+    return (*arrays, lossy)
+
+
+def _decode(entries, files, progress):
+    """[x_train, y_train, x_test, y_test] of the image folder's `entries`."""
+    from PIL import Image
+
     arrays = []
     for split in ("train", "test"):
         items = sorted(entries[split])
@@ -234,9 +246,7 @@ def _read_image_folder(files, path):
             x[i] = np.asarray(rgb)
             progress.update()
         arrays += [x, np.array([label for label, _ in items], np.uint8)]
-    progress.close()
-    lossy = any(name.lower().endswith(JPEG_SUFFIXES) for items in entries.values() for _, name in items)
-    return (*arrays, lossy)
+    return arrays
 
 
 class Progress:
@@ -267,6 +277,13 @@ class Progress:
             f"\r{self.title} [{'#' * filled}{'.' * (width - filled)}] "
             f"{self.done}/{self.total} {now - self.start:.0f}s"
         )
+
+    def abandon(self):
+        """Ends a bar that stops short (an error, Ctrl-C) where it stands, so
+        that the message after it starts a line of its own."""
+        if self.live:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
 
     def close(self):
         if not self.live:

@@ -18,7 +18,8 @@ import dataclasses
 import os
 import sys
 
-from kcifar.cli import Parser, UsageError, check_counts, error, shared_flags  # no backend: checked before Keras
+# kcifar.cli imports no backend: the flags are checked before Keras loads.
+from kcifar.cli import Parser, UsageError, check_counts, end_progress_line, error, shared_flags
 
 PROG = "python -m kcifar.tune"
 DEFAULT_OUT = "tuner_runs"
@@ -257,13 +258,16 @@ def main(argv=None):
     from kcifar.tune.distributed import DistributedError
     from kcifar.tune.project import SearchError
 
+    args = None
     try:
-        return run(parser().parse_args(argv))
+        args = parser().parse_args(argv)
+        return run(args)
     except SystemExit as e:  # --help
         return e.code
     except (UsageError, SearchError, DistributedError) as e:
         return error(PROG, e)
     except KeyboardInterrupt:
+        end_progress_line(args)
         print(f"{PROG}: interrupted; run the same command again to continue (finished trials are kept)",
               file=sys.stderr)
         return 130
