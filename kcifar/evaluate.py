@@ -11,12 +11,14 @@ status 2.
 import argparse
 import os
 import sys
+import zipfile
 
 from kcifar.cli import Parser, UsageError, check_backend, error
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES  # no backend: the model is checked after Keras loads it
 
 
 PROG = "python -m kcifar.evaluate"
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"  # the first bytes of a legacy .h5 model
 
 
 def load_model(path):
@@ -25,6 +27,9 @@ def load_model(path):
 
     if not os.path.isfile(path):
         raise UsageError(f"{path}: no such file")
+    if not _saved_model_file(path):
+        # Keras's own answer to such a file is a paragraph about TensorFlow's SavedModel.
+        raise UsageError(f"{path}: not a saved Keras model (expected a model.keras file saved by a kcifar run)")
     try:
         model = keras.saving.load_model(path)
     except Exception as e:  # Keras raises many kinds for a bad file: zip, JSON, HDF5, config errors
@@ -40,6 +45,17 @@ def load_model(path):
             f"Received: input {shapes[0]}, output {shapes[1]}"
         )
     return model
+
+
+def _saved_model_file(path):
+    """Whether `path` starts as a file Keras saves a model in: a zip (.keras)
+    or HDF5 (legacy .h5). UsageError when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(HDF5_SIGNATURE))
+        return head == HDF5_SIGNATURE or zipfile.is_zipfile(path)
+    except OSError as e:
+        raise UsageError(f"{path}: cannot be read ({e.strerror or e})")
 
 
 def evaluate(model, data, batch_size=512):

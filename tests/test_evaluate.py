@@ -1,6 +1,7 @@
 """python -m kcifar.evaluate: a saved model's test accuracy, per class and confused."""
 
 import os
+import zipfile
 
 import keras
 import numpy as np
@@ -52,7 +53,9 @@ def _wrong_shape_model(path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "no such file"),
-    ("not a model", "not a Keras model this Keras can load"),
+    ("not a model", "text.keras: not a saved Keras model (expected a model.keras file saved by a kcifar run)"),
+    ("a text file", "notes.txt: not a saved Keras model (expected a model.keras file saved by a kcifar run)"),
+    ("a zip of something else", "not a Keras model this Keras can load"),
     ("wrong shape", "expected a model from (32, 32, 3) images to 10 class probabilities"),
     ("bad data", "no such file or folder"),
     ("unwritable json", "cannot write"),
@@ -64,6 +67,13 @@ def test_bad_input_is_one_line_and_status_2(tiny_model, tiny_dir, tmp_path, caps
     elif case == "not a model":
         path = str(tmp_path / "text.keras")
         files.write_text(path, "not a zip file")
+    elif case == "a text file":
+        path = str(tmp_path / "notes.txt")
+        files.write_text(path, "some notes\n" * 100)
+    elif case == "a zip of something else":
+        path = str(tmp_path / "other.keras")
+        with zipfile.ZipFile(path, "w") as archive:
+            archive.writestr("notes.txt", "not a model")
     elif case == "wrong shape":
         path = str(tmp_path / "five.keras")
         _wrong_shape_model(path)
@@ -78,4 +88,6 @@ def test_bad_input_is_one_line_and_status_2(tiny_model, tiny_dir, tmp_path, caps
     # (The data loader's progress may come first on stderr.)
     errors = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
     assert len(errors) == 1 and errors[0].startswith("python -m kcifar.evaluate: error: ") and message in errors[0]
+    if "Keras model" in message:  # one short line, not Keras's paragraph on TensorFlow's SavedModel
+        assert len(errors[0]) < 150 + len(str(tmp_path)) and "TFSMLayer" not in errors[0]
     assert not os.path.exists(str(tmp_path / "no-folder"))
