@@ -1,3 +1,4 @@
+import gzip
 import os
 import pickle
 import sys
@@ -162,6 +163,21 @@ def test_not_a_source(tmp_path, make):
     message = {"missing": "no such file", "plain-file": "not a folder nor", "empty-folder": "no CIFAR-10 found"}[make]
     with pytest.raises(DataError, match=message):
         read_source(str(path))
+
+
+@pytest.mark.parametrize("name, content, trouble", [
+    ("x.tar.gz", np.random.default_rng(0).bytes(3000), "the file is not gzip-compressed"),
+    ("x.TAR.XZ", np.random.default_rng(1).bytes(3000), "the file is not xz-compressed"),
+    ("x.tar", b"hello " * 500, "the file is not a tar archive"),
+    ("x.tar.gz", gzip.compress(b"hello " * 500), "gzip-compressed, but no tar archive inside"),
+    ("x.tar.xz", b"", "the file is empty"),
+])
+def test_a_file_named_as_an_archive_that_is_none_says_why(tmp_path, name, content, trouble):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(DataError) as refused:
+        read_source(str(path))
+    assert str(refused.value) == f"{path}: not a readable archive: {trouble}"
 
 
 def test_classes_are_cifar_order():

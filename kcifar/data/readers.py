@@ -10,7 +10,9 @@ format is recognised from the file names inside it:
 - an image folder: `train/<class>/*` and `test/<class>/*` (PNG or JPEG).
 """
 
+import gzip
 import io
+import lzma
 import os
 import pickle
 import sys
@@ -69,8 +71,38 @@ def list_files(path):
         except (tarfile.TarError, EOFError, OSError) as e:
             raise DataError(f"{path}: archive is truncated or corrupt ({e})")
     else:
+        trouble = _archive_trouble(path)
+        if trouble:
+            raise DataError(f"{path}: not a readable archive: {trouble}")
         raise DataError(f"{path}: not a folder nor a .tar/.tar.gz/.tar.xz archive")
     return files
+
+
+# The compressed archives read: their suffix, the compression, a reader of
+# the decompressed bytes and what it raises on a file compressed otherwise.
+COMPRESSED = {
+    ".tar.gz": ("gzip", gzip.open, (OSError, EOFError)),
+    ".tar.xz": ("xz", lzma.open, (lzma.LZMAError, OSError, EOFError)),
+}
+
+
+def _archive_trouble(path):
+    """Why a file named as an archive (.tar, .tar.gz, .tar.xz) that tarfile
+    cannot read is none, in a few words; None for a file named otherwise."""
+    name = path.lower()
+    if not name.endswith((".tar", *COMPRESSED)):
+        return None
+    if os.path.getsize(path) == 0:
+        return "the file is empty"
+    for suffix, (kind, opener, errors) in COMPRESSED.items():
+        if name.endswith(suffix):
+            try:
+                with opener(path) as f:
+                    f.read(1)
+            except errors:
+                return f"the file is not {kind}-compressed"
+            return f"{kind}-compressed, but no tar archive inside"
+    return "the file is not a tar archive"
 
 
 def read_source(path):
