@@ -32,7 +32,9 @@ def test_default_report_is_made_skips_the_broken_and_repeats_byte_for_byte(proje
         f"python -m kcifar.report: skipped {os.path.join('experiments', 'trick2-jax-seed0')}: no metrics.json: the run "
         "is incomplete (still training or interrupted; finish it with --resume)"]
     made = folder_contents("experiments/figures")
-    assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png", "epochs.png",
+    # Two folders of full-schedule runs, two ladders: the current one's figures, and the earlier one's by its name.
+    assert sorted(made) == ["baseline-jax-seed0-classes.png", "baseline-jax-seed0-curves.png",
+                            "epochs-full-experiments.png", "epochs.png", "ladder-full-experiments.png",
                             "ladder.png", "trick1-torch-seed0-classes.png", "trick1-torch-seed0-curves.png"]
     for name in made:
         with Image.open(os.path.join("experiments/figures", name)) as image:
@@ -132,6 +134,42 @@ def test_without_an_experiments_folder(tmp_path, monkeypatch, capsys):
         "python -m kcifar.report: error: no experiments/ folder here; run from the repository root or name run folders")
 
 
+def test_a_folder_without_runs_writes_nothing_and_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("runs")
+    assert main(["runs"]) == 2
+    assert capsys.readouterr() == ("", "python -m kcifar.report: error: no run to report (runs: no run folders in it); "
+                                       "nothing written\n")
+    assert os.listdir("runs") == []
+
+
+def test_when_every_folder_is_skipped_nothing_is_written_and_the_reasons_are_one_line(tmp_path, monkeypatch,
+                                                                                     capsys):
+    monkeypatch.chdir(tmp_path)
+    for name in ("trick1", "trick2", "trick3", "trick4"):
+        os.remove(os.path.join(write_run("runs", name=name), "metrics.json"))
+    write_run("old", name="baseline")
+    assert main(["old", "--out", "report"]) == 0  # a report made earlier stays as it is
+    capsys.readouterr()
+    before = folder_contents("report")
+    assert main(["runs", "missing", "--out", "report"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.splitlines()) == 1
+    assert err.startswith("python -m kcifar.report: error: no run to report (" + os.path.join("runs", "trick1-jax-seed0")
+                          + ": no metrics.json: the run is incomplete")
+    assert err.endswith("; 2 more skipped); nothing written\n")
+    assert folder_contents("report") == before
+
+
+def test_a_search_alone_is_reported(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("experiments")
+    write_summary("tuner_runs/trick4-random")
+    assert main([]) == 0
+    out, err = capsys.readouterr()
+    assert "from 0 runs (0 skipped)" in out and "### trick4-random" in (tmp_path / "experiments" / "README.md").read_text()
+
+
 def test_unwritable_out_is_one_line(project, capsys):
     (project / "a-file").write_text("")
     assert main(["experiments", "--out", "a-file"]) == 2
@@ -187,6 +225,7 @@ def test_a_run_stopped_by_its_time_limit_is_listed_as_partial_never_in_the_ladde
 
 def test_a_marker_whose_run_went_on_is_skipped_with_the_reason(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
+    write_run("experiments", name="baseline")  # a run to report beside it
     run_dir = write_partial("experiments", epochs_done=2)
     from kcifar import files
 

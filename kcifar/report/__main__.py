@@ -14,7 +14,9 @@ that cannot be read (missing, incomplete, unreadable, from a newer kcifar) is
 skipped with one line on stderr and listed on the page; the rest is still
 made, and the exit status is 0. A run that --time-limit stopped (its
 partial.json) is listed apart, as partial: epochs done, last validation
-accuracy, no test accuracy. The same files give the same bytes.
+accuracy, no test accuracy. With nothing to report (no run, partial run or
+search could be read), it writes nothing, says why in one line on stderr
+and exits 2. The same files give the same bytes.
 """
 
 import argparse
@@ -66,7 +68,8 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
 
     Returns (runs used, partial runs, (path, reason) pairs of what was skipped). Files the
     previous report listed and this one did not write are deleted; nothing
-    else is. A README.md that no report wrote is refused (ReportError).
+    else is. A README.md that no report wrote is refused (ReportError), and
+    so is a report of nothing: no file is written then.
     """
     previous = read_manifest(out_dir)
     readme = os.path.join(out_dir, "README.md")
@@ -82,6 +85,8 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
             searches.append((tuner_names[folder], folder, load_tuner(folder)))
         except Skipped as e:
             skipped.append((folder, str(e)))
+    if not (runs or partial or searches):
+        raise ReportError(nothing_to_report(skipped))
     groups = group_runs(runs)
     names = short_names([run.path for run in runs])
     os.makedirs(os.path.join(out_dir, "figures"), exist_ok=True)
@@ -106,6 +111,14 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
         if os.path.isfile(path):
             os.remove(path)
     return runs, partial, skipped
+
+
+def nothing_to_report(skipped, shown=3):
+    """The one line of a report with no run to show: why each folder was
+    skipped, the first `shown` of them."""
+    reasons = "; ".join(f"{path}: {reason}" for path, reason in skipped[:shown])
+    more = f"; {len(skipped) - shown} more skipped" if len(skipped) > shown else ""
+    return f"no run to report ({reasons}{more}); nothing written" if skipped else "no run to report; nothing written"
 
 
 def beside(paths):
