@@ -116,7 +116,7 @@ def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
         settings = files.read_json(run_dir / "settings.json")
         assert settings["config"]["dropout"] == 0.1 and settings["config"]["l2"] == 0.002
         assert settings["data"]["train"] == 50
-    assert out.count("test ") == 2 and "gap" in out
+    assert out.count("  run folder: ") == 2 and out.count(" gap ") == 2  # one summary line per seed
 
 
 def test_a_budget_names_its_folder_and_is_recorded(tiny_dir, tmp_path, capsys, monkeypatch):
