@@ -98,7 +98,7 @@ def folder_contents(folder):
 
 def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accuracy=0.5,
               train_accuracy=0.75, config_changes=None, folder=None, budget=None, code=None, data=None,
-              clean_accuracy=None, precision="float32"):
+              clean_accuracy=None, precision="float32", best=None):
     """Writes a finished run folder as kcifar.train.train() would, with
     made-up numbers: 100 test images, 10 per class, `test_accuracy` a
     multiple of 0.1 so that the confusion matrix holds it exactly.
@@ -108,6 +108,8 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
             "full"; None writes a run of before budgets (no budget field).
         code: the {"commit", "dirty"} recorded; None records none.
         data: the metrics' data dict (default DATA).
+        best: (epoch, test accuracy) of the best validation epoch, or None
+            for a run of before that read-out.
     """
     from kcifar.experiments import step
     from kcifar.results import HISTORY_COLUMNS, METRICS_FORMAT
@@ -143,6 +145,9 @@ def write_run(root, name="baseline", seed=0, backend="jax", epochs=3, test_accur
                          "val": DATA["val"]}}
     if clean_accuracy is not None:
         metrics.update(clean_train_accuracy=clean_accuracy, clean_gap=clean_accuracy - right / 10)
+    if best is not None:
+        metrics.update(best_epoch=best[0], best_val_accuracy=history[best[0] - 1]["val_accuracy"],
+                       best_test_accuracy=best[1])
     for key, value in (("budget", budget), ("code", code)):
         if value is not None:
             metrics[key] = settings[key] = value

@@ -117,17 +117,30 @@ def test_group_runs_pools_seeds_and_keeps_backends_apart(tmp_path):
 
 
 def test_a_seed_run_twice_counts_once_and_the_repeat_is_listed(tmp_path):
-    first = write_run(tmp_path / "a", name="trick3", seed=0, test_accuracy=0.5)
-    copy = write_run(tmp_path / "b", name="trick3", seed=0, test_accuracy=0.6)
-    write_run(tmp_path / "b", name="trick3", seed=1, test_accuracy=0.7)
-    write_run(tmp_path / "b", name="trick3", seed=0, backend="torch", folder="other-backend")
+    # Small-budget runs form one section wherever their folders are.
+    first = write_run(tmp_path / "a", name="trick3", seed=0, test_accuracy=0.5, budget="small")
+    copy = write_run(tmp_path / "b", name="trick3", seed=0, test_accuracy=0.6, budget="small")
+    write_run(tmp_path / "b", name="trick3", seed=1, test_accuracy=0.7, budget="small")
+    write_run(tmp_path / "b", name="trick3", seed=0, backend="torch", folder="other-backend", budget="small")
     found, _, skipped = runs.collect([str(tmp_path)])
 
     b = os.path.join(tmp_path, "b")
     assert [(r.metrics["backend"], r.metrics["seed"], r.path) for r in found] == [
-        ("jax", 0, first), ("jax", 1, os.path.join(b, "trick3-jax-seed1")), ("torch", 0, os.path.join(b, "other-backend"))]
+        ("jax", 0, first), ("jax", 1, os.path.join(b, "trick3-small-jax-seed1")),
+        ("torch", 0, os.path.join(b, "other-backend"))]
     assert skipped == [(copy, f"the same settings, data and seed 0 as {first}, which is used")]
     assert [g.values("seed") for g in runs.group_runs(found)] == [[0, 1], [0]]
+
+
+def test_a_full_schedule_run_counts_once_in_its_ladder_folder_and_in_each_folder_once(tmp_path):
+    # A full-schedule ladder is a folder: a run copied into a second ladder belongs to both.
+    first = write_run(tmp_path / "a", name="trick3", seed=0)
+    again = write_run(tmp_path / "a", name="trick3", seed=0, folder="again")
+    other = write_run(tmp_path / "b", name="trick3", seed=0)
+    found, _, skipped = runs.collect([str(tmp_path)])
+    assert [r.path for r in found] == [again, other]  # in path order, the first of a folder's repeats is used
+    assert skipped == [(first, f"the same settings, data and seed 0 as {again}, which is used")]
+    assert sorted(g.ladder for g in runs.group_runs(found)) == [os.path.join(tmp_path, "a"), os.path.join(tmp_path, "b")]
 
 
 def test_epochs_are_no_variant_but_other_fields_are(tmp_path):
@@ -203,7 +216,7 @@ def _fake_budgets(monkeypatch, epochs=4):
 
 def test_the_budgets_decay_is_no_changed_config_but_other_changes_are(tmp_path, monkeypatch):
     _fake_budgets(monkeypatch)
-    decay = 0.95 ** (50 / 4)  # what the budget trains rung 6 with
+    decay = 0.96 ** (50 / 4)  # what the budget trains rung 6 with
     plain = runs.load_run(write_run(tmp_path / "a", name="trick6", epochs=4, budget="small",
                                     config_changes={"lr_decay": decay}))
     assert plain.variant == ()
@@ -236,7 +249,8 @@ def test_budgets_are_grouped_apart_full_first(tmp_path):
     found = runs.collect([str(tmp_path)])[0]
     split = runs.by_budget(runs.group_runs(found))
     assert list(split) == ["full", "small", "tiny"]
-    assert [g.first["name"] for g in split["full"]] == ["baseline", "trick2"]
+    # Full-schedule runs in two folders are two ladders, folder by folder.
+    assert [(os.path.basename(g.ladder), g.first["name"]) for g in split["full"]] == [("f", "trick2"), ("o", "baseline")]
     assert [len(g.runs) for g in split["small"]] == [1]
     assert list(runs.by_budget([])) == ["full"] and runs.by_budget([])["full"] == []
 

@@ -11,9 +11,16 @@ from kcifar.report import runs, table
 
 
 def rows_of(markdown):
-    """The table's body rows as lists of cells (header and rule dropped)."""
-    lines = [line for line in markdown.splitlines() if line.startswith("| ")]
-    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[1:]]
+    """The first table's body rows as lists of cells (header and rule dropped)."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| "))
+    end = next((i for i in range(start, len(lines)) if not lines[i].startswith("|")), len(lines))
+    return [[cell.strip() for cell in line.strip("|").split(" | ")] for line in lines[start + 2:end]]
+
+
+def summary(budget, groups):
+    """A section's summary as one text, sentence after sentence."""
+    return " ".join(table.budget_summary(budget, groups))
 
 
 def groups_under(root):
@@ -23,42 +30,63 @@ def groups_under(root):
 
 def test_table_numbers_equal_the_files_numbers(tmp_path):
     paths = [write_run(tmp_path, name="trick3", seed=seed, test_accuracy=acc, train_accuracy=0.9,
-                       clean_accuracy=clean)
-             for seed, acc, clean in ((0, 0.5, 0.75), (1, 0.6, 0.8), (2, 0.7, 0.85))]
+                       clean_accuracy=clean, best=(2, best))
+             for seed, acc, clean, best in ((0, 0.5, 0.75, 0.55), (1, 0.6, 0.8, 0.6), (2, 0.7, 0.85, 0.65))]
     paths.append(write_run(tmp_path, name="baseline", backend="torch", epochs=2, test_accuracy=0.4,
                            train_accuracy=0.8125))
     metrics = {p: files.read_json(os.path.join(p, "metrics.json")) for p in paths}
-
-    rows = rows_of(table.table(groups_under(tmp_path)))
+    groups = groups_under(tmp_path)
 
     header = [name for name, _ in table.COLUMNS]
-    baseline, trick3 = (dict(zip(header, row)) for row in rows)
+    baseline, trick3 = (dict(zip(header, row)) for row in rows_of(table.table(groups)))
+    details = [name for name, _ in table.DETAIL_COLUMNS]
+    baseline_how, trick3_how = (dict(zip(details, row)) for row in rows_of(table.details_table(groups)))
     m = metrics[paths[3]]
     assert baseline == {
         "rung": "0 baseline", "change": m["change"], "lecture": "~78%", "ours (test)": "40.00%",
-        "train": "81.25%", "gap": "+41.25 pp", "train (clean)": "", "clean gap": "", "epochs": "2", "seeds": "0", "backend": "torch 1.2.3",
-        "device": "cpu: x86_64 x2", "seconds": "4", "data": "cifar10-jpg.tar.xz, 900 train [1]",
+        "ours, best val. epoch": "", "train": "81.25%", "gap": "+41.25 pp",
+    }
+    assert baseline_how == {
+        "rung": "0 baseline", "train (clean)": "", "clean gap": "", "epochs": "2", "seeds": "0",
+        "backend": "torch 1.2.3", "device": "cpu: x86_64 x2", "seconds": "4",
+        "data": "cifar10-jpg.tar.xz, 900 train [1]", "code": "unknown",
     }
     # Three seeds: mean ± sample standard deviation of 50, 60, 70 %.
     assert trick3["lecture"] == "~86.6%"
     assert trick3["ours (test)"] == "60.00% ± 10.00"
+    assert trick3["ours, best val. epoch"] == "60.00% ± 5.00 (epoch 2, 2, 2)"
     assert trick3["train"] == "90.00% ± 0.00"
     assert trick3["gap"] == "+30.00 pp ± 10.00"
     # The clean figures, recorded by these runs and not by the baseline's (an older folder: blank).
-    assert trick3["train (clean)"] == "80.00% ± 5.00"
-    assert trick3["clean gap"] == "+20.00 pp ± 5.00"
-    assert trick3["seeds"] == "0, 1, 2"
+    assert trick3_how["train (clean)"] == "80.00% ± 5.00"
+    assert trick3_how["clean gap"] == "+20.00 pp ± 5.00"
+    assert trick3_how["seeds"] == "0, 1, 2"
     assert [metrics[p]["test_accuracy"] for p in paths[:3]] == [0.5, 0.6, 0.7]
+
+
+def test_the_step_table_sets_each_step_beside_the_lectures(tmp_path):
+    for name, acc in (("baseline", 0.5), ("trick1", 0.7), ("trick2", 0.6)):
+        write_run(tmp_path, name=name, test_accuracy=acc)
+    write_run(tmp_path, name="trick4", test_accuracy=0.8)  # no rung 3: no step to rung 4
+    rows = rows_of(table.step_table(groups_under(tmp_path)))
+    header = [name for name, _ in table.STEP_COLUMNS]
+    got = [{k: row[header.index(k)] for k in ("rung", "our step", "lecture's step")} for row in rows]
+    assert got == [
+        {"rung": "0 baseline", "our step": "-", "lecture's step": ""},
+        {"rung": "1 trick1", "our step": "+20.00 pp", "lecture's step": "+2.00 pp"},
+        {"rung": "2 trick2", "our step": "-10.00 pp", "lecture's step": "+4.00 pp"},
+        {"rung": "4 trick4", "our step": "-", "lecture's step": "+0.90 pp"},
+    ]
 
 
 def test_a_run_in_another_precision_says_so_in_its_own_row(tmp_path):
     write_run(tmp_path, name="trick2", folder="f32")
     write_run(tmp_path, name="trick2", folder="bf16", precision="mixed_bfloat16", test_accuracy=0.6)
 
-    header = [name for name, _ in table.COLUMNS]
-    rows = [dict(zip(header, row)) for row in rows_of(table.table(groups_under(tmp_path)))]
-    assert sorted((row["backend"], row["ours (test)"]) for row in rows) == [
-        ("jax 1.2.3", "50.00%"), ("jax 1.2.3, mixed_bfloat16", "60.00%")]
+    groups = groups_under(tmp_path)
+    tests = [row[3] for row in rows_of(table.table(groups))]
+    backends = [row[5] for row in rows_of(table.details_table(groups))]
+    assert sorted(zip(backends, tests)) == [("jax 1.2.3", "50.00%"), ("jax 1.2.3, mixed_bfloat16", "60.00%")]
 
 
 def test_change_names_the_changed_fields_and_escapes_pipes(tmp_path):
@@ -156,7 +184,7 @@ def test_a_budgets_table_numbers_its_data_as_the_pages_list_does(tmp_path):
     listed = [line for line in text.splitlines() if line[:3] in ("1. ", "2. ")]
     assert " 900 train / " in listed[0] and " 500 train / " in listed[1]
     small = text[text.index("## The ladder: small budget"):]
-    assert "500 train [2]" in rows_of(small)[0][-1]
+    assert "500 train [2]" in rows_of(small[small.index("How it was run:"):])[0][-2]
 
 
 def test_runs_on_a_subset_of_the_training_split_are_custom_runs_after_the_budgets(tmp_path):
@@ -173,7 +201,8 @@ def test_runs_on_a_subset_of_the_training_split_are_custom_runs_after_the_budget
     custom = custom.split("Columns:\n")[0]
     assert [(row[0], row[2]) for row in rows_of(full)] == [("4 trick4", "~87.5%")]
     # Never beside the lecture's figure: a quick run would read as the rung's result.
-    assert [(row[0], row[2], row[8]) for row in rows_of(custom)] == [("4 trick4", "-", "1")]
+    assert [(row[0], row[2]) for row in rows_of(custom)] == [("4 trick4", "-")]
+    assert [row[3] for row in rows_of(custom[custom.index("How it was run:"):])] == ["1"]  # its epochs
     assert "not results of the rungs" in custom and "(figures/ladder-custom.png)" in custom
 
 
@@ -189,7 +218,7 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     write_run(tmp_path, name="trick1", test_accuracy=0.7, train_accuracy=0.75)
     write_run(tmp_path, name="trick2", test_accuracy=0.9, train_accuracy=0.95)
     groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
-    text = table.budget_summary("full", groups)
+    text = summary("full", groups)
     assert text.startswith("3 runs of 3 rungs, 900 training images, 3 epochs.")
     assert "Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)." in text
     assert "ranges from +5.00 pp to +19.00 pp" in text
@@ -197,9 +226,9 @@ def test_each_budget_opens_with_a_paragraph_written_from_its_runs(tmp_path):
     # Against the lecture (78%, 80%, 84%): rungs 0 and 2 reach it, rung 1 falls 10 points short.
     assert "At or above the lecture's figure: rung 0, 2. Below the lecture's figure: rung 1 (-10.00 pp)." in text
     assert "What this cannot show: with one seed" in text
-    assert text.endswith("The data here is a JPEG copy of CIFAR-10, which scores a little lower than the original images.\n")
-    assert "what the tricks do at full scale" in table.budget_summary("small", groups)
-    assert "The gap (running training minus test accuracy) is +19.00 pp." in table.budget_summary("full", groups[:1])
+    assert text.endswith("The data here is a JPEG copy of CIFAR-10, which scores a little lower than the original images.")
+    assert "what the tricks do at full scale" in summary("small", groups)
+    assert "The gap (running training minus test accuracy) is +19.00 pp." in summary("full", groups[:1])
 
 
 def test_lossless_data_is_not_called_a_jpeg_copy(tmp_path):
@@ -207,7 +236,7 @@ def test_lossless_data_is_not_called_a_jpeg_copy(tmp_path):
 
     png = {**DATA, "description": "image-folder at cifar10-png, sha256:0123456789abcdef", "source": "cifar10-png"}
     write_run(tmp_path, name="baseline", data=png)
-    text = table.budget_summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
+    text = summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
     assert "What this cannot show: with one seed" in text and "JPEG" not in text
 
 
@@ -220,7 +249,7 @@ def test_steps_are_counted_within_a_backend_never_across_though_the_device_chang
     files.write_json(path, {**files.read_json(path), "device": "cpu: another CPU x2"})
     groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
     assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 1 (-10.00 pp)."
-            in table.budget_summary("full", groups))
+            in summary("full", groups))
 
 
 def test_a_step_between_backends_is_left_out_and_named(tmp_path):
@@ -228,7 +257,7 @@ def test_a_step_between_backends_is_left_out_and_named(tmp_path):
     write_run(tmp_path, name="trick1", backend="tensorflow", test_accuracy=0.6)
     write_run(tmp_path, name="trick2", backend="jax", test_accuracy=0.8)
     write_run(tmp_path, name="trick3", backend="jax", test_accuracy=0.7)
-    text = table.budget_summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
+    text = summary("full", runs.group_runs(runs.collect([str(tmp_path)])[0]))
     assert ("Test accuracy rises at 1 of 2 steps from one rung to the next; it falls at rung 3 (-10.00 pp). "
             "The step from rung 1 to 2 is not counted: its runs differ in backend (tensorflow and jax).") in text
 
@@ -240,13 +269,13 @@ def test_the_full_schedule_says_what_each_rungs_validation_curve_shows(tmp_path)
         results.read_history(overfits), [0.5, 0.7, 0.74, 0.73, 0.72], [1.0, 0.8, 0.9, 1.4, 1.8],
         [1.6, 0.9, 0.5, 0.2, 0.1])]
     files.write_csv(os.path.join(overfits, "history.csv"), rows, results.HISTORY_COLUMNS)
-    groups = runs.group_runs(runs.collect([str(tmp_path)])[0])
-    text = table.budget_summary("full", groups)
-    assert ("What the validation curves show: rung 0 baseline peaks at 74.00% on validation in epoch 3 and ends "
+    found = runs.collect([str(tmp_path)])[0]
+    text = table.page(runs.group_runs(found), runs.short_names([r.path for r in found]), [], [], str(tmp_path))
+    assert ("What the validation curves show:\n\n"
+            "- rung 0 baseline peaks at 74.00% on validation in epoch 3 and ends "
             "at 72.00%; its validation loss rises from 0.80 in epoch 2 to 1.80 while the training loss falls: "
-            "it overfits from about epoch 2; rung 1 trick1 peaks at 51.00% on validation in epoch 5 and ends at "
-            "51.00%.") in text
-    assert "validation curves" not in table.budget_summary("small", groups)
+            "it overfits from about epoch 2\n- rung 1 trick1 peaks at 51.00% on validation in epoch 5 and ends at "
+            "51.00%\n") in text
 
 
 def test_a_step_beyond_the_ladder_has_its_own_row_after_the_rungs_and_no_lecture_figure(tmp_path):
@@ -267,8 +296,8 @@ def test_a_step_beyond_the_ladder_has_its_own_row_after_the_rungs_and_no_lecture
     # Empty in every budget, not "-": the lecture has no such step at all.
     assert [row[:3] for row in rows_of(small)] == [["beyond the ladder: pretrained", change, ""]]
     # From rung 9 to the step beyond is no step of the ladder; its runs are counted apart.
-    assert "3 runs of 2 rungs and of pretrained (beyond the ladder), 900 training images, 3 epochs." in full
-    assert "Test accuracy rises at 1 of 1 step from one rung to the next." in full
+    assert "- 3 runs of 2 rungs and of pretrained (beyond the ladder), 900 training images, 3 epochs.\n" in full
+    assert "- Test accuracy rises at 1 of 1 step from one rung to the next.\n" in full
     assert "Best on validation after the last epoch: pretrained, beyond the ladder (91.00%)." in full
     assert "1 run of pretrained (beyond the ladder), 900 training images, 2 epochs." in small
     assert "- **beyond the ladder**: a step after the ladder's last rung" in rest and "(`pretrained`;" in rest
@@ -283,3 +312,50 @@ def test_a_stopped_run_of_a_step_beyond_the_ladder_is_named_so(tmp_path):
                            settings={"config": {}})
     assert rows_of(table.partial_section([stopped], str(tmp_path)))[0][:3] == [
         "beyond the ladder: pretrained", "full", "3/10"]
+
+
+def test_each_ladder_folder_is_a_section_the_current_first_and_earlier_ones_named_by_folder(tmp_path):
+    out = tmp_path / "experiments"
+    code = {"commit": "1234567" + "0" * 33, "dirty": False}
+    # The earlier ladder trained rung 4 with a lambda the code has since changed; the new one with the rung's own.
+    write_run(out / "full", name="trick3", test_accuracy=0.7, code=code)
+    write_run(out / "full", name="trick4", test_accuracy=0.8, config_changes={"l2": 1e-4}, code=code)
+    write_run(out / "ladder2", name="trick4", test_accuracy=0.9, code=code)
+    write_run(out / "ladder2", name="trick5", test_accuracy=0.9, code=code)
+    found = runs.collect([str(out)])[0]
+    found_sections = table.sections(runs.group_runs(found), str(out))
+    assert [(s.title, s.figure("ladder")) for s in found_sections] == [
+        ("The ladder: full schedule (`ladder2`)", "ladder.png"),
+        ("An earlier ladder: full schedule (`full`)", "full-ladder.png")]
+    text = table.page(runs.group_runs(found), runs.short_names([r.path for r in found]), [], [], str(out))
+    assert text.split("\n")[4].startswith("**The current ladder** is the one in `ladder2`, trained at code 1234567.")
+    earlier = text[text.index("## An earlier ladder"):]
+    assert [row[1] for row in rows_of(earlier)] == [
+        runs.step("trick3").CONFIG.change, "+ L2 on conv kernels (lambda 5e-6) (changed: l2=0.0001)"]
+    # Within the earlier ladder the step from 3 to 4 counts, though rung 4's config has changed since.
+    steps = rows_of(earlier[earlier.index("Step by step"):])
+    assert [row[4] for row in steps] == ["-", "+10.00 pp"]
+
+
+def test_a_study_folder_is_no_part_of_the_report(tmp_path):
+    out = tmp_path / "experiments"
+    write_run(out / "full", name="trick6")
+    write_run(out / "study" / "crop" / "pad4", name="trick6", config_changes={"translate": 4})
+    files.write_json(out / "study" / "plan.json", {"rung": "trick6"})
+    assert [os.path.relpath(p, out) for p in runs.find_runs(str(out))] == [os.path.join("full", "trick6-jax-seed0")]
+
+
+def test_a_partial_run_that_a_complete_one_superseded_is_counted_not_listed(tmp_path):
+    write_run(tmp_path, name="trick2", backend="tensorflow")
+    marker = {"name": "trick2", "rung": 2, "epochs_done": 1, "epochs_planned": 50, "val_accuracy": 0.4,
+              "reason": "time-limit", "stopped_at": "2026-01-01T00:00:00+00:00", "backend": "torch",
+              "device": "cuda: a GPU"}
+    old = runs.Partial(path=str(tmp_path / "trick2-torch-seed0"), marker=marker, history=[],
+                       settings={"config": {}, "seed": 0})
+    other_seed = runs.Partial(path=str(tmp_path / "trick2-torch-seed1"), marker=marker, history=[],
+                              settings={"config": {}, "seed": 1})
+    done = runs.collect([str(tmp_path)])[0]
+    text = table.partial_section([old, other_seed], str(tmp_path), done)
+    assert "1 partial run of a rung, budget and seed that a complete run has since superseded" in text
+    assert "`trick2-torch-seed0`" in text
+    assert [row[-1] for row in rows_of(text)] == ["[trick2-torch-seed1](trick2-torch-seed1/)"]

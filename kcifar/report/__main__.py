@@ -27,9 +27,8 @@ import sys
 from kcifar import files
 from kcifar.cli import Parser, UsageError, error
 from kcifar.report import figures
-from kcifar.report.runs import (Skipped, budget_figure, by_budget, collect, find_runs, group_runs, load_tuner,
-                                short_names)
-from kcifar.report.table import GENERATED_HEADER, page
+from kcifar.report.runs import Skipped, collect, find_runs, group_runs, load_tuner, short_names
+from kcifar.report.table import GENERATED_HEADER, page, sections
 from kcifar.results import counted
 
 PROG = "python -m kcifar.report"
@@ -96,10 +95,10 @@ def write_report(run_paths, out_dir, tuner_dirs=()):
         function(subject, os.path.join(out_dir, "figures", name), **options)
         written.append(f"figures/{name}")
 
-    for budget, members in by_budget(groups).items():
-        draw(budget_figure("ladder", budget), figures.ladder, members, budget=budget)
-        if members:
-            draw(budget_figure("epochs", budget), figures.epochs, members, budget=budget)
+    for section in sections(groups):
+        draw(section.figure("ladder"), figures.ladder, section.groups, budget=section.budget)
+        if section.groups:
+            draw(section.figure("epochs"), figures.epochs, section.groups, budget=section.budget)
     for run in runs:
         draw(f"{names[run.path]}-curves.png", figures.curves, run)
         draw(f"{names[run.path]}-classes.png", figures.classes, run)

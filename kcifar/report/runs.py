@@ -102,13 +102,20 @@ class Run:
         return (m["backend"], m["device"], m["precision"], data_key(m["data"]))
 
     @property
+    def ladder(self):
+        """The folder that holds a full-schedule run's folder: the runs of one
+        ladder, trained together, are kept in one folder (experiments/full);
+        "" for the other budgets, each one section whatever the folder."""
+        return os.path.dirname(self.path) if self.budget == FULL else ""
+
+    @property
     def group(self):
         """Runs of one group differ by their seed alone."""
         m = self.metrics
         # The rung's own config first, then its variants.
         variant = (len(self.variant), _canonical(self.variant))
-        return (budget_order(self.budget), is_beyond(m["name"]), m["rung"], m["name"], variant, m["epochs"],
-                m["batch_size"]) + self.series
+        return (budget_order(self.budget), self.ladder, is_beyond(m["name"]), m["rung"], m["name"], variant,
+                m["epochs"], m["batch_size"]) + self.series
 
     @property
     def sort_key(self):
@@ -245,12 +252,15 @@ def find_runs(root):
     """Folders under `root` that hold a run, complete or not, sorted.
 
     A run folder is not searched further; tuner project folders (with an
-    oracle.json or kcifar_tune.json) and hidden folders are not searched.
+    oracle.json or kcifar_tune.json), study folders (with a plan.json) and
+    hidden folders are not searched.
     """
     found = []
     for folder, subfolders, names in os.walk(root):
         subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
-        if "oracle.json" in names or "kcifar_tune.json" in names:
+        # A study's runs (its plan.json, `kcifar.study`) are variants judged
+        # on validation by its own page, never rows of a ladder.
+        if "oracle.json" in names or "kcifar_tune.json" in names or "plan.json" in names:
             subfolders[:] = []
         elif any(name in names for name in results.RUN_FILES):  # a run folder, complete or not
             found.append(folder)
@@ -407,6 +417,10 @@ class Group:
         return self.runs[0].budget
 
     @property
+    def ladder(self):
+        return self.runs[0].ladder
+
+    @property
     def beyond(self):
         """Whether the group's runs are of a step beyond the ladder."""
         return is_beyond(self.first["name"])
@@ -454,6 +468,30 @@ def by_budget(groups):
     for group in groups:
         found.setdefault(group.budget, []).append(group)
     return {b: found[b] for b in sorted(found, key=budget_order)}
+
+
+def by_ladder(groups):
+    """{ladder folder: its groups, in order} of the full schedule's groups,
+    the current ladder first (`current_ladder`); {"": []} where there are none."""
+    found = {}
+    for group in groups:
+        found.setdefault(group.ladder, []).append(group)
+    if not found:
+        return {"": []}
+    first = current_ladder(found)
+    return {first: found[first], **{k: v for k, v in sorted(found.items()) if k != first}}
+
+
+def current_ladder(ladders):
+    """Which of {folder: groups} is the current ladder: the one with the most
+    rungs trained with their config as the code stands (no variant), then
+    the most rungs, then the last folder by name."""
+    def score(folder):
+        groups = [g for g in ladders[folder] if not g.beyond]
+        own = {g.first["rung"] for g in groups if not g.runs[0].variant}
+        return len(own), len({g.first["rung"] for g in groups}), folder
+
+    return max(ladders, key=score)
 
 
 def load_tuner(folder):
