@@ -6,8 +6,8 @@ config takes their changes (`configure`), the data is loaded, and
 
 Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
 loss, an unknown backend) end with one line on stderr and exit status 2 (1
-for a run that failed while training). Every kcifar command says its
-mistakes the same way, with this module's UsageError, Parser and `error`.
+for a run that failed while training), as in every kcifar command
+(`kcifar.command`).
 """
 
 import argparse
@@ -22,15 +22,12 @@ import psutil
 from kcifar import budgets, files
 from kcifar import quiet as quiet_module
 from kcifar import results
+from kcifar.command import Parser, UsageError, error
 from kcifar.config import PRECISIONS, PretrainedConfig
-from kcifar.data.readers import CLASS_NAMES  # no backend: flags are checked before Keras loads
+from kcifar.data.readers import CLASS_NAMES, DataError  # no backend: flags are checked before Keras loads
 
 BACKENDS = ("tensorflow", "torch", "jax")
 DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
-
-
-class UsageError(Exception):
-    """Bad input from the command line; the message is one line."""
 
 
 def run_rung(config, argv=None, description=None):
@@ -49,7 +46,7 @@ def run_rung(config, argv=None, description=None):
                                 "~/.keras/models (default imagenet)")
         args = p.parse_args(argv)
         return _run(config, args)
-    except UsageError as e:
+    except (UsageError, DataError) as e:
         _fail(config.name, e, 2)
     except KeyboardInterrupt:
         end_progress_line(args)
@@ -153,12 +150,9 @@ def pretrained_recipe(name, weights):
 def load_data(args):
     """The run's data: --data (default $KCIFAR_DATA, then Keras's download),
     its training split cut to --limit-train's or the budget's images."""
-    from kcifar.data import DataError, load
+    from kcifar.data import load
 
-    try:
-        data = load(args.data)
-    except DataError as e:
-        raise UsageError(str(e))
+    data = load(args.data)
     if train_images(args) is not None:
         try:
             data = data.subset(train_images(args))
@@ -166,21 +160,6 @@ def load_data(args):
             raise UsageError(f"--limit-train must be at most {len(data.y_train)}, the training split's images. "
                              f"Received: --limit-train {args.limit_train}")
     return data
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, refusing a flag in one line like every other mistake
-    (`error`), not with its usage block."""
-
-    def error(self, message):
-        raise UsageError(message)
-
-
-def error(prog, message, status=2):
-    """Says `<prog>: error: <message>` on stderr, argparse's own form, and
-    returns `status`, the command's exit status."""
-    print(f"{prog}: error: {message}", file=sys.stderr)
-    return status
 
 
 def shared_flags():

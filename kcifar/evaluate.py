@@ -13,8 +13,10 @@ import os
 import sys
 import zipfile
 
-from kcifar.cli import Parser, UsageError, check_backend, error
-from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES  # no backend: the model is checked after Keras loads it
+from kcifar.cli import check_backend
+from kcifar.command import Parser, UsageError, error
+# No backend: the model is checked after Keras loads it.
+from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES, DataError
 
 
 PROG = "python -m kcifar.evaluate"
@@ -96,13 +98,10 @@ def main(argv=None):
         args = p.parse_args(argv)
         check_backend()
         from kcifar import files, runtime
-        from kcifar.data import CLASS_NAMES, DataError, load
+        from kcifar.data import CLASS_NAMES, load
 
         model = load_model(args.model)
-        try:
-            data = load(args.data)
-        except DataError as e:
-            raise UsageError(str(e))
+        data = load(args.data)
         result = evaluate(model, data)
         machine = runtime.describe()
         print(report(args.model, data, result, machine))
@@ -117,7 +116,7 @@ def main(argv=None):
                 files.write_json(args.json, results)
             except OSError as e:
                 raise UsageError(f"cannot write {args.json}: {e.strerror or e}")
-    except UsageError as e:
+    except (UsageError, DataError) as e:
         return error(PROG, e)
     return 0
 

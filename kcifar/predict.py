@@ -16,7 +16,8 @@ import sys
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from kcifar.cli import Parser, UsageError, check_backend, error
+from kcifar.cli import check_backend
+from kcifar.command import Parser, UsageError, error
 
 PROG = "python -m kcifar.predict"
 SIZE = (32, 32)

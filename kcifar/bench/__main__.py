@@ -15,9 +15,9 @@ from kcifar import files
 from kcifar.bench import ladder, matmul, memory, record, timing, worker
 from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
 from kcifar.bench.errors import BenchError
-from kcifar.cli import Parser, UsageError, error
 from kcifar.bench.record import PROG, machine
 from kcifar.cli import BACKENDS
+from kcifar.command import Parser, UsageError, error
 from kcifar.config import PRECISIONS
 from kcifar.data.loader import source_name
 from kcifar.experiments import RUNGS

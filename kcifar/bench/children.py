@@ -7,7 +7,7 @@ import subprocess
 
 import kcifar
 from kcifar.bench.record import recorded_arg
-from kcifar.cli import UsageError
+from kcifar.command import UsageError
 
 
 def backend_env(backend, root):

@@ -1,5 +1,5 @@
 """The two ways a bench run ends early, each with a one-line message: bad
-input (`kcifar.cli.UsageError`, exit status 2) and a failed measurement."""
+input (`kcifar.command.UsageError`, exit status 2) and a failed measurement."""
 
 
 class BenchError(Exception):

@@ -26,7 +26,7 @@ from kcifar import cost, files
 from kcifar.bench import record
 from kcifar.bench.children import backend_env, last_line, patch_records, patched_root
 from kcifar.bench.errors import BenchError
-from kcifar.cli import UsageError
+from kcifar.command import UsageError
 from kcifar.data import DataError, load
 from kcifar.data.loader import FULL_COUNTS, source_name
 from kcifar.data.split import TRAIN_SAMPLE_SIZE, default_val_size

@@ -9,7 +9,7 @@ import platform
 
 import psutil
 
-from kcifar.cli import UsageError
+from kcifar.command import UsageError
 from kcifar.data.loader import source_name
 from kcifar.machine import code_version, cpu
 

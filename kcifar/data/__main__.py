@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from kcifar.cli import Parser, UsageError, error
+from kcifar.command import Parser, UsageError, error
 from kcifar.data import CLASS_NAMES, DataError, load
 from kcifar.data.split import checksum
 

@@ -7,17 +7,18 @@ Train one with `python -m kcifar.experiments.<rung>`, a range with
 import argparse
 import sys
 
-from kcifar import cli, cost
+from kcifar import cost
+from kcifar.command import Parser, UsageError, error
 from kcifar.experiments import BEYOND, RUNGS, rung, step
 
 
 def main(argv=None):
     prog = "python -m kcifar.experiments"
     try:
-        cli.Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        Parser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
                    ).parse_args(argv)
-    except cli.UsageError as e:
-        return cli.error(prog, f"{e}; train a range with python -m kcifar.ladder --run FIRST..LAST")
+    except UsageError as e:
+        return error(prog, f"{e}; train a range with python -m kcifar.ladder --run FIRST..LAST")
     print(f"{'module':9} rung  lecture  forward MFLOP/image  change")  # the lecture's figures are approximate
     for name in RUNGS:
         module = rung(name)

@@ -13,7 +13,7 @@ command's start. `python -m kcifar.experiments` lists the rungs.
 import argparse
 import sys
 
-from kcifar import cli
+from kcifar.command import Parser, UsageError, error
 from kcifar.experiments import RUNGS
 
 PROG = "python -m kcifar.ladder"
@@ -33,7 +33,7 @@ def rung_range(spec):
 
 
 def main(argv=None):
-    p = cli.Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", metavar="FIRST..LAST", required=True, help="e.g. baseline..trick4, or one rung")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="rungs trained at once, each in its own process, the costliest first (default 1)")
@@ -49,8 +49,8 @@ def main(argv=None):
             raise ValueError(f"--jobs must be at least 1. Received: --jobs {args.jobs}")
         devices = parallel.parse_devices(args.devices) if args.devices is not None else None
         return runner.run(names, rest, jobs=args.jobs, devices=devices)
-    except (ValueError, cli.UsageError) as e:
-        return cli.error(PROG, e)
+    except (ValueError, UsageError) as e:
+        return error(PROG, e)
 
 
 if __name__ == "__main__":

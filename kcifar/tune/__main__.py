@@ -19,7 +19,9 @@ import os
 import sys
 
 # kcifar.cli imports no backend: the flags are checked before Keras loads.
-from kcifar.cli import Parser, UsageError, check_counts, end_progress_line, error, shared_flags
+from kcifar.cli import check_counts, end_progress_line, shared_flags
+from kcifar.command import Parser, UsageError, error
+from kcifar.data.readers import DataError
 
 PROG = "python -m kcifar.tune"
 DEFAULT_OUT = "tuner_runs"
@@ -154,7 +156,7 @@ def run(args):
     check_tensorboard(args.tensorboard)
     import keras
 
-    from kcifar.data import DataError, load
+    from kcifar.data import load
     from kcifar.results import counted
     from kcifar.tune import project, search, summary
     from kcifar.tune.hypermodel import RungHyperModel
@@ -162,10 +164,7 @@ def run(args):
     if args.worker:
         distributed.set_call_timeout(args.chief_timeout)
         distributed.wait_for_chief(host, port, args.chief_timeout)
-    try:
-        data = load(args.data, limit_train=args.limit_train)
-    except DataError as e:
-        raise UsageError(str(e))
+    data = load(args.data, limit_train=args.limit_train)
     # The search never sees the test set: it is not even handed over.
     data = dataclasses.replace(data, x_test=data.x_test[:0], y_test=data.y_test[:0])
     changes = {"epochs": args.epochs}
@@ -264,7 +263,7 @@ def main(argv=None):
         return run(args)
     except SystemExit as e:  # --help
         return e.code
-    except (UsageError, SearchError, DistributedError) as e:
+    except (UsageError, DataError, SearchError, DistributedError) as e:
         return error(PROG, e)
     except KeyboardInterrupt:
         end_progress_line(args)
