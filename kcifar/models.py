@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from kcifar import augment
+from kcifar import augment, channels
 from kcifar.augment import augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
@@ -32,32 +32,63 @@ def build_model(config, mean, std, seed=None, data_format=None):
         seed: seeds the augmentation draws and the dropout masks. Unseeded
             dropout on torch draws from torch's global generator, whose state
             a checkpoint cannot hold, so a resumed run would see other masks.
-        data_format: "channels_last" or "channels_first", the layout of the
-            feature maps inside the network; the input is NHWC and the
-            weights are the same either way. Default: `preferred_data_format()`.
+        data_format: the layout of the feature maps inside the network
+            (`kcifar.channels`; default: the backend's fastest); the input is
+            NHWC and the weights are the same either way.
     """
-    dropout_seeds = augment_seeds = None  # unseeded: Keras's global seed
-    if seed is not None:
-        # One per stage's dropout, then the augmentation block's (drawn
-        # after them, so a block with more layers leaves the others' seeds as they were).
-        stages = len(config.widths)
-        seeds = np.random.default_rng(seed).integers(2**31, size=stages + augment.SEEDS).tolist()
-        dropout_seeds, augment_seeds = seeds[:stages], seeds[stages:]
+    # One seed per stage's dropout, then the augmentation block's: a block
+    # with more layers leaves the others' seeds as they were.
+    dropout_seeds, augment_seeds = layer_seeds(seed, len(config.widths), augment.SEEDS)
     network = build_network(config, mean, std, dropout_seeds, data_format)
-    block = augmentation_layers(config, augment_seeds)
+    return training_model(network, config, augment_seeds)
+
+
+def layer_seeds(seed, *counts):
+    """Seeds for groups of layers, `counts` of them in each, drawn at once
+    from `seed` in group order; a None per group for an unseeded model
+    (Keras's global seed).
+
+    Args:
+        seed: the run's seed, or None.
+        *counts: how many seeds each group takes.
+    """
+    if seed is None:
+        return [None] * len(counts)
+    drawn = np.random.default_rng(seed).integers(2**31, size=sum(counts)).tolist()
+    ends = np.cumsum(counts).tolist()
+    return [drawn[end - count:end] for count, end in zip(counts, ends)]
+
+
+# The name a training model takes after its network's: how `inference_network` finds it.
+TRAINING_SUFFIX = "_training"
+
+
+def training_model(network, config, seeds):
+    """`network` behind `config`'s augmentation block: the model that trains,
+    named after the network (`TRAINING_SUFFIX`); the network itself for a
+    config without augmentation.
+
+    Args:
+        network: a Keras model from raw NHWC images to class probabilities.
+        config: a `kcifar.config.Config` (its augmentation fields).
+        seeds: `augment.SEEDS` ints for the block's layers, or None.
+    """
+    block = augmentation_layers(config, seeds)
     if not block:
         return network
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     x = inputs
     for layer in block:
         x = layer(x)
-    return keras.Model(inputs, network(x), name=f"{config.name}_training")
+    return keras.Model(inputs, network(x), name=network.name + TRAINING_SUFFIX)
 
 
 def inference_network(model):
-    """The network inside a model from `build_model`: what is saved and evaluated."""
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    return nested[0] if nested else model
+    """The network of a model from `training_model`: what is saved and
+    evaluated (the model itself where nothing stands in front of it)."""
+    if not model.name.endswith(TRAINING_SUFFIX):
+        return model
+    return model.get_layer(model.name.removesuffix(TRAINING_SUFFIX))
 
 
 def build_network(config, mean, std, dropout_seeds=None, data_format=None):
@@ -67,19 +98,13 @@ def build_network(config, mean, std, dropout_seeds=None, data_format=None):
         config, mean, std, data_format: as `build_model`'s.
         dropout_seeds: one seed per stage's dropout, or None.
     """
-    data_format = data_format or preferred_data_format()
-    if data_format not in ("channels_last", "channels_first"):
-        raise ValueError(
-            f"data_format must be channels_last or channels_first. Received: data_format={data_format!r}"
-        )
+    data_format = channels.checked(data_format)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = inputs
-    if data_format == "channels_first":
-        x = layers.Permute((3, 1, 2), name="channels_first")(x)
+    x = channels.laid_out(inputs, data_format)
     # x' = (x - mu) / sigma with the training split's statistics, inside the
     # model so that a saved model takes raw images.
     x = layers.Normalization(
-        axis=channel_axis(data_format), mean=list(mean), variance=[s * s for s in std], name="normalize"
+        axis=channels.axis(data_format), mean=list(mean), variance=[s * s for s in std], name="normalize"
     )(x)
     if config.input_noise:
         # No seed of its own, unlike dropout: Keras's noise draws from the
@@ -117,7 +142,7 @@ def conv(x, width, config, name, data_format, kernel_size=3, strides=1):
     )(x)
     if config.batch_norm:
         x = layers.BatchNormalization(
-            axis=channel_axis(data_format), momentum=config.bn_momentum, epsilon=config.bn_epsilon,
+            axis=channels.axis(data_format), momentum=config.bn_momentum, epsilon=config.bn_epsilon,
             name=name + "_bn",
         )(x)
     return x
@@ -143,7 +168,7 @@ def residual_stage(x, width, config, name, data_format):
     """
     strides = 2 if config.downsample == "stride" else 1
     shortcut = x
-    if strides != 1 or x.shape[channel_axis(data_format)] != width:
+    if strides != 1 or x.shape[channels.axis(data_format)] != width:
         shortcut = conv(x, width, config, f"{name}_shortcut", data_format, kernel_size=1, strides=strides)
     x = conv(x, width, config, f"{name}_conv1", data_format, strides=strides)
     for j in range(2, config.convs_per_stage + 1):
@@ -154,21 +179,3 @@ def residual_stage(x, width, config, name, data_format):
     if config.downsample == "pool":
         x = layers.MaxPooling2D(2, data_format=data_format, name=f"{name}_pool")(x)
     return x
-
-
-def preferred_data_format():
-    """The feature-map layout that trains fastest on the current backend.
-
-    channels_first on torch: there Keras's channels_last convolutions and
-    pooling copy every feature map to NCHW and back (a quarter of a rung 0
-    step on CPU; `python -m kcifar.bench --profile` shows it), while the
-    input, permuted once to NCHW, keeps NHWC memory ("channels_last" in
-    torch's words) all the way through, the layout oneDNN and cuDNN are
-    fastest with. channels_last elsewhere: TensorFlow's CPU kernels are
-    NHWC, and channels_first measured slower on TensorFlow and JAX.
-    """
-    return "channels_first" if keras.backend.backend() == "torch" else "channels_last"
-
-
-def channel_axis(data_format):
-    return 1 if data_format == "channels_first" else -1

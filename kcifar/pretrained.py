@@ -28,12 +28,12 @@ import socket
 import urllib.request
 
 import keras
-import numpy as np
 from keras import layers
 
 from kcifar import augment
-from kcifar.augment import augmentation_layers
+from kcifar.augment import augments
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
+from kcifar.models import layer_seeds, training_model
 from kcifar.run_folder import RunError
 from kcifar.train import compile_for_training
 
@@ -109,32 +109,25 @@ def build_pretrained_model(config, backbone, seed=None):
     """The model that trains: augmentation, then the network (resize,
     backbone in inference mode, dropout, new head).
 
-    The network is a nested model, as a rung's is (`models.inference_network`
-    finds it); it is what is saved.
+    The network is what is saved (`models.inference_network` finds it
+    behind the block, as in a rung's model).
 
     Args:
         config: a `PretrainedConfig`.
         backbone: from `build_backbone`.
         seed: seeds the augmentation draws and the head's dropout.
     """
-    seeds = None if seed is None else np.random.default_rng(seed).integers(2**31, size=1 + augment.SEEDS).tolist()
+    if not augments(config):
+        raise ValueError(f"the pretrained step keeps an augmentation block. Received: config {config.name!r} "
+                         "has none")
+    head_seeds, augment_seeds = layer_seeds(seed, 1, augment.SEEDS)
     inputs = keras.Input(shape=IMAGE_SHAPE, name="image")
     # float32: the backbone's Rescaling and Normalization take 0..255 values.
     x = layers.Resizing(config.image_size, config.image_size, dtype="float32", name="resize")(inputs)
     x = backbone(x, training=False)  # batch normalization with ImageNet's statistics, in both phases
-    x = layers.Dropout(config.head_dropout, seed=seeds and seeds[0], name="head_dropout")(x)
+    x = layers.Dropout(config.head_dropout, seed=head_seeds and head_seeds[0], name="head_dropout")(x)
     outputs = layers.Dense(NUM_CLASSES, activation="softmax", dtype="float32", name="probs")(x)
-    network = keras.Model(inputs, outputs, name=config.name)
-
-    block = augmentation_layers(config, seeds and seeds[1:])
-    if not block:
-        raise ValueError(f"the pretrained step keeps an augmentation block. Received: config {config.name!r} "
-                         "has none")
-    image = keras.Input(shape=IMAGE_SHAPE, name="image")
-    x = image
-    for layer in block:
-        x = layer(x)
-    return keras.Model(image, network(x), name=f"{config.name}_training")
+    return training_model(keras.Model(inputs, outputs, name=config.name), config, augment_seeds)
 
 
 def set_phase(backbone, config, phase):

@@ -5,7 +5,8 @@ import pytest
 from kcifar.augment import augments
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
-from kcifar.models import build_model, inference_network, preferred_data_format
+from kcifar import channels
+from kcifar.models import build_model, inference_network, layer_seeds
 
 MEAN, STD = (125.0, 123.0, 114.0), (63.0, 62.0, 66.0)
 WIDTHS = {  # the lecture's feature maps after each stage
@@ -114,12 +115,24 @@ def test_both_data_formats_are_the_same_network(name):
     np.testing.assert_allclose(first.predict(x, verbose=0), last.predict(x, verbose=0), atol=1e-5)
 
 
-def test_preferred_data_format_is_channels_first_on_torch_only():
-    expected = "channels_first" if keras.backend.backend() == "torch" else "channels_last"
-    assert preferred_data_format() == expected
-    assert build_model(Config(), MEAN, STD).get_layer("stage1_conv1").data_format == expected
+def test_the_network_is_laid_out_as_the_backend_trains_fastest_unless_told():
+    assert build_model(Config(), MEAN, STD).get_layer("stage1_conv1").data_format == channels.preferred()
     with pytest.raises(ValueError, match="data_format"):
         build_model(Config(), MEAN, STD, data_format="nhwc")
+
+
+def test_layer_seeds_are_drawn_at_once_so_a_group_added_last_leaves_the_others():
+    assert layer_seeds(None, 4, 3) == [None, None]
+    four, three = layer_seeds(7, 4, 3)
+    assert (len(four), len(three)) == (4, 3) and four + three == np.random.default_rng(7).integers(2**31, size=7).tolist()
+    assert layer_seeds(7, 4, 4)[0] == four
+
+
+def test_the_inference_network_is_the_one_behind_the_block_by_its_name():
+    model = build_model(rung("trick5").CONFIG, MEAN, STD)
+    network = inference_network(model)
+    assert model.name == "trick5_training" and network.name == "trick5" and network in model.layers
+    assert inference_network(network) is network
 
 
 def test_flip_draws_per_image_in_training():
