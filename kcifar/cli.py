@@ -1,8 +1,10 @@
 """The command line shared by every rung: `python -m kcifar.experiments.trick4`.
 
 `run_rung` takes a rung's config from there: the flags are checked, the
-config takes their changes (`configure`), the data is loaded, and
-`kcifar.train.train` trains it once per seed into its run folder.
+config takes their changes (`configure`) and the run's settings are made
+(`kcifar.settings.RunSettings`), every seed's run folder is checked, the
+data is loaded, and `kcifar.train.train` trains the config once per seed
+into its run folder.
 
 Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
 loss, an unknown backend) end with one line on stderr and exit status 2 (1
@@ -12,6 +14,7 @@ for a run that failed while training), as in every kcifar command
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -19,33 +22,41 @@ import time
 
 import psutil
 
-from kcifar import budgets, files
+from kcifar import budgets
 from kcifar import quiet as quiet_module
 from kcifar import results
 from kcifar.command import Parser, UsageError, error
-from kcifar.config import PRECISIONS, PretrainedConfig
+from kcifar.config import PRECISIONS
 from kcifar.data.readers import CLASS_NAMES, DataError  # no backend: flags are checked before Keras loads
 
 BACKENDS = ("tensorflow", "torch", "jax")
 DEFAULT_OUT = "runs"  # git-ignored scratch folder; keep results in experiments/
 
 
-def run_rung(config, argv=None, description=None):
+def run_rung(config, argv=None, description=None, flags=None, trainer=None):
     """Parses the command line and trains `config` once per seed.
 
-    The step beyond the ladder (a `PretrainedConfig`, `kcifar.pretrained`)
-    also takes `--weights imagenet|none|PATH` and trains in its two phases.
+    Args:
+        config: the rung's `kcifar.config.Config`.
+        argv: the flags (default: the command line's).
+        description: what --help says first (default: the config's change).
+        flags: a function that declares a step's own flags on the parser.
+        trainer: a function of the parsed flags that returns the function
+            that trains one seed, `train(config, data, run_dir, settings)`;
+            called once, before the data loads, and only when a seed has
+            epochs left (default: `kcifar.train.train`). The step beyond the
+            ladder gets its starting weights there.
+
+    Returns:
+        The metrics dict of every seed's run.
     """
     args = None
     try:
         p = parser(_prog(config.name), description or config.change)
-        if isinstance(config, PretrainedConfig):
-            p.add_argument("--weights", default="imagenet", metavar="imagenet|none|PATH",
-                           help="the backbone's starting weights: ImageNet's (Keras's cached file, downloaded when "
-                                "missing), none (random), or a file in the .h5 format Keras keeps in "
-                                "~/.keras/models (default imagenet)")
+        if flags is not None:
+            flags(p)
         args = p.parse_args(argv)
-        return _run(config, args)
+        return _run(config, args, trainer or rung_trainer)
     except (UsageError, DataError) as e:
         _fail(config.name, e, 2)
     except KeyboardInterrupt:
@@ -65,35 +76,39 @@ def end_progress_line(args):
         print(flush=True)
 
 
-def _run(config, args):
-    # Every flag first: a mistake costs no wait for Keras and the backend.
+def rung_trainer(args):
+    """A rung's training: `kcifar.train.train`, whatever the flags."""
+    from kcifar import train
+
+    return train.train
+
+
+def _run(config, args, trainer):
+    # The flags that make the config first: a mistake costs no wait for Keras and the backend.
     config, seeds = checked_flags(config, args)
     check_backend(quiet=args.quiet)
-    check_tensorboard(args.tensorboard)
-    from kcifar.run_folder import RunError, Stopped
-    from kcifar.train import train
+    from kcifar.run_folder import RunError, Stopped, kept_run
 
-    for seed in seeds:  # every seed's folder before the first trains: no refusal after hours of training
-        check_run_dir(run_dir_of(args, config, seed), args)
-    data = recipe = None
-    finished = []
-    for seed in seeds:
-        run_dir = run_dir_of(args, config, seed)
-        if args.resume and not args.overwrite and results.state(run_dir) == "complete":
-            print(f"{config.name}: skipped: complete run in {run_dir}")
-            finished.append(files.read_json(os.path.join(run_dir, results.METRICS_FILE)))
-            continue
-        if data is None:  # decoded once, and only when a seed has epochs left: resuming a done ladder is instant
-            # The pretrained step's weights likewise, first: a finished run needs no download.
-            if getattr(args, "weights", None) is not None:
-                recipe = pretrained_recipe(config.name, args.weights)
-            data = load_data(args)
+    settings = run_settings(args, seeds[0])
+    run_dirs = [run_dir_of(args, config, seed) for seed in seeds]
+    kept = []
+    for run_dir in run_dirs:  # every seed's folder before the first trains: no refusal after hours of training
         try:
-            metrics = train(
-                config, data, run_dir, seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
-                overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
-                tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(), recipe=recipe,
-            )
+            kept.append(kept_run(run_dir, settings.resume, settings.overwrite))
+        except RunError as e:
+            raise UsageError(str(e))  # the same command with --resume or --overwrite goes on
+    data = train = None
+    finished = []
+    for seed, run_dir, metrics in zip(seeds, run_dirs, kept):
+        if metrics is not None:
+            print(f"{config.name}: skipped: complete run in {run_dir}")
+            finished.append(metrics)
+            continue
+        try:
+            if data is None:  # decoded once, and only when a seed has epochs left: resuming a done ladder is instant
+                train = trainer(args)  # first: a step's weights, say, which a finished run does not need
+                data = load_data(args)
+            metrics = train(config, data, run_dir, dataclasses.replace(settings, seed=seed))
         except RunError as e:
             _fail(config.name, e, 1)
         except Stopped as e:
@@ -105,46 +120,31 @@ def _run(config, args):
     return finished
 
 
-def check_run_dir(run_dir, args):
-    """Refuses a run folder that already holds a run, unless --resume or
-    --overwrite says what to do with it: UsageError (one line) saying how.
-
-    `kcifar.run_folder.prepare_run_dir` refuses it too, for Python callers;
-    here it is an input error, caught before the data loads.
-    """
-    found = results.state(run_dir)
-    if found is None or args.resume or args.overwrite:
-        return
-    keep = ("to keep it (a complete run is skipped)" if found == "complete"
-            else "to continue it from its last finished epoch")
-    raise UsageError(f"{run_dir} already holds a {found} run; run the same command with --resume {keep}, "
-                     "or with --overwrite to delete it and start afresh")
-
-
 def checked_flags(config, args):
-    """The run's config and seeds from the flags, every flag checked
-    (UsageError, one line) before Keras loads."""
-    check_time_limit(args.time_limit)
+    """The run's config and seeds from the flags, every flag that makes
+    them checked (UsageError, one line) before Keras loads."""
     check_counts(args)
     try:
         config = configure(config, args)
     except ValueError as e:
         raise UsageError(str(e))
-    weights = getattr(args, "weights", None)
-    if weights not in (None, "imagenet", "none") and not os.path.isfile(weights):
-        raise UsageError(f"--weights must be imagenet, none or a weights file. Received: --weights {weights}")
     return config, seeds_of(args)
 
 
-def pretrained_recipe(name, weights):
-    """The pretrained step's two phases from its starting weights
-    (`--weights`); weights that cannot be had end the command in one line."""
-    from kcifar.pretrained import FineTune, WeightsError, resolve_weights
+def run_settings(args, seed):
+    """The settings of the run of `seed` from the flags (`RunSettings`,
+    which checks them, TensorBoard's TensorFlow included: call after
+    `check_backend`); UsageError (one line) for one it refuses."""
+    from kcifar.settings import RunSettings
 
     try:
-        return FineTune(resolve_weights(weights))
-    except WeightsError as e:
-        _fail(name, e, 1)
+        return RunSettings(
+            seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
+            overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
+            tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(),
+        )
+    except (ValueError, ImportError) as e:
+        raise UsageError(str(e))
 
 
 def load_data(args):
@@ -240,14 +240,10 @@ def started():
         return time.time()
 
 
-def check_time_limit(seconds):
-    if seconds is not None and not seconds > 0:  # NaN too
-        raise UsageError(f"--time-limit must be a positive number of seconds. Received: --time-limit {seconds:g}")
-
-
 def check_tensorboard(log_dir):
-    """For --tensorboard DIR: TensorFlow must be importable (one line if not),
-    checked before any data loads. Call after `check_backend`."""
+    """For a search's --tensorboard DIR: TensorFlow must be importable (one
+    line if not), checked before any data loads (a run's is checked by
+    `RunSettings`). Call after `check_backend`."""
     if log_dir is None:
         return
     from kcifar import tensorboard

@@ -9,10 +9,10 @@ Keras layers inside it, so a saved `model.keras` loads with plain Keras.
 
 Training comes in two phases (Keras's transfer-learning guide): the head
 alone on a frozen backbone, then the top of the backbone unfrozen at a lower
-rate. The backbone is called with `training=False`, so its batch
-normalization keeps ImageNet's moving statistics in both phases: a fine-tune
-on 45000 small upsampled images would otherwise overwrite them in the first
-steps.
+rate; `train` runs them, each through a rung's fit and run folder. The
+backbone is called with `training=False`, so its batch normalization keeps
+ImageNet's moving statistics in both phases: a fine-tune on 45000 small
+upsampled images would otherwise overwrite them in the first steps.
 
 Why EfficientNetV2B0: of the `keras.applications` backbones with
 `include_preprocessing` it is the one with ImageNet accuracy near ResNet50's
@@ -34,8 +34,9 @@ from kcifar import augment
 from kcifar.augment import augments
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 from kcifar.models import layer_seeds, training_model
-from kcifar.run_folder import RunError
-from kcifar.train import compile_for_training
+from kcifar.run_folder import RunError, kept_run
+from kcifar.settings import RunSettings
+from kcifar.train import compile_for_training, running
 
 # The backbone, and the file `keras.applications` keeps its ImageNet weights
 # in (without the top) under ~/.keras/models.
@@ -143,32 +144,55 @@ def set_phase(backbone, config, phase):
             layer.trainable = layer in top and not isinstance(layer, layers.BatchNormalization)
 
 
-class FineTune:
-    """How `kcifar.train` makes the pretrained step's model: phase 1 trains
-    the head on the frozen backbone at the config's learning rate for
-    `head_epochs` (or the whole run when it is shorter), phase 2 the top of
-    the backbone with the head at `fine_tune_learning_rate`.
+def phase_ends(config):
+    """The epoch each phase ends after: the head's `head_epochs` (or the
+    whole run when it is shorter), then the run's last."""
+    return [min(config.head_epochs, config.epochs), config.epochs]
+
+
+def compile_phase(model, backbone, config, phase, jit_compile="auto"):
+    """`model` set up for `phase` (`set_phase`) and compiled with a new Adam
+    at the phase's rate (`train.compile_for_training`): the config's
+    learning rate for the head, `fine_tune_learning_rate` for the top of the
+    backbone."""
+    set_phase(backbone, config, phase)
+    rate = config.learning_rate if phase == 1 else config.fine_tune_learning_rate
+    return compile_for_training(model, rate, jit_compile)
+
+
+def train(config, data, run_dir, settings=None, weights=None):
+    """Trains the step into `run_dir` in its two phases, as `train.train`
+    trains a rung (the same run folder, fit, test and metrics), then tests it
+    once; returns the metrics dict.
+
+    A resume restores the checkpoint into the model compiled for the phase it
+    was saved in, and goes on from there: a new optimizer only where a new
+    phase begins, as in an uninterrupted run.
 
     Args:
-        weights: from `resolve_weights`: None, "imagenet" or a file.
+        config: a `PretrainedConfig`.
+        data, run_dir, settings: as `train.train`'s.
+        weights: the backbone's starting weights, from `resolve_weights`:
+            None (random), "imagenet" or a file.
     """
-
-    def __init__(self, weights):
-        self.weights = weights
-        # Recorded in settings.json (a resume must use the same), without the
-        # folder of a weights file: no path of the machine that ran it.
-        self.settings = {"weights": "none" if weights is None else os.path.basename(weights)}
-
-    def phase_ends(self, config):
-        head = min(config.head_epochs, config.epochs)
-        return [head, config.epochs]
-
-    def compile(self, config, data, steps_per_epoch, seed, phase, model=None, jit_compile="auto"):
-        """The model (built on the first call, `model` after) set up for
-        `phase` and compiled with a new Adam (`train.compile_for_training`)."""
-        if model is None:
-            self.backbone = build_backbone(config, self.weights)
-            model = build_pretrained_model(config, self.backbone, seed)
-        set_phase(self.backbone, config, phase)
-        rate = config.learning_rate if phase == 1 else config.fine_tune_learning_rate
-        return compile_for_training(model, rate, jit_compile)
+    settings = settings or RunSettings()
+    kept = kept_run(run_dir, settings.resume, settings.overwrite)
+    if kept is not None:
+        return kept
+    # Recorded in settings.json (a resume must start from the same), without
+    # the folder of a weights file: no path of the machine that ran it.
+    recorded = {"weights": "none" if weights is None else os.path.basename(weights)}
+    with running(config, data, run_dir, settings, **recorded) as run:
+        backbone = build_backbone(config, weights)
+        model = build_pretrained_model(config, backbone, settings.seed)
+        phase = run.saved_phase()
+        compile_phase(model, backbone, config, phase)
+        run.restore(model)
+        for number, end in enumerate(phase_ends(config), start=1):
+            if run.done(end):
+                continue
+            if number != phase:  # new trainable layers, a new optimizer
+                phase = number
+                compile_phase(model, backbone, config, phase)
+            run.fit_epochs(model, end, phase)
+        return run.finish(model)

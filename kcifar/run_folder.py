@@ -1,11 +1,13 @@
 """One run folder as a run writes it, so that any interruption can be resumed.
 
-`kcifar.train` trains; this module keeps its folder (and the tuner's trial
-folders use its `Recorder` and checkpoint): it writes settings.json first and
-checks a resume against it, writes a checkpoint and then the history after
-every epoch, stops a run that a time limit would cut short, marks a
-stopped run (partial.json), and writes model.keras and metrics.json last.
-The files and their order are `kcifar.results`'s.
+`kcifar.train` trains and says what the files hold; this module reads and
+writes them (and the tuner's trial folders use its `Recorder` and
+checkpoint): it decides what a run may do with a folder that holds one
+(`kept_run`), writes settings.json first and checks a resume against it,
+writes a checkpoint and then the history after every epoch, stops a run that
+a time limit would cut short, marks a stopped run (partial.json), and writes
+model.keras and metrics.json last. The files and their order are
+`kcifar.results`'s.
 
 The checkpoint holds the model's variables including the random generators
 of its noise, dropout and augmentation layers, the optimizer's variables (so
@@ -17,7 +19,6 @@ would.
 """
 
 import dataclasses
-import datetime
 import json
 import math
 import os
@@ -26,12 +27,10 @@ import time
 import keras
 import numpy as np
 
-from kcifar import files, machine, runtime
+from kcifar import files
 from kcifar.budgets import FULL
-from kcifar.data import CLASS_NAMES
-from kcifar.results import (BEST_FIELDS, CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE,
-                            METRICS_FORMAT, MODEL_FILE, PARTIAL_FILE, PARTIAL_FORMAT, RUN_FILES, SETTINGS_FILE,
-                            counted)
+from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
+                            PARTIAL_FILE, RUN_FILES, SETTINGS_FILE, state)
 
 
 class RunError(Exception):
@@ -43,77 +42,36 @@ class Stopped(Exception):
     is the one line to print. Not an error: the command exits 0."""
 
 
-def data_record(data):
-    """What a results file says of the data: no path of the machine that ran it.
-    Its notes name a training subset (--limit-train) or a custom set, so that
-    even a stopped run's settings.json says what it trained on."""
-    return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
-            "train": len(data.y_train), "val": len(data.y_val), "notes": list(data.notes)}
+def kept_run(run_dir, resume, overwrite):
+    """What a run may do with `run_dir`, decided before it starts there.
+
+    Returns the metrics of the complete run the folder holds when `resume`
+    keeps it (it is not trained again), or None: the run trains (the folder
+    holds none, `overwrite` deletes it, or `resume` continues it). Raises
+    RunError, in one line saying how to go on, for a folder that holds a
+    run that neither allows.
+    """
+    found = state(run_dir)
+    if found is None or overwrite:
+        return None
+    if not resume:
+        keep = ("to keep it (a complete run is skipped)" if found == "complete"
+                else "to continue it from its last finished epoch")
+        raise RunError(f"{run_dir} already holds a {found} run; run the same command with --resume {keep}, "
+                       "or with --overwrite to delete it and start afresh")
+    if found == "complete":
+        return files.read_json(os.path.join(run_dir, METRICS_FILE))
+    return None
 
 
-def settings_record(config, data, *, seed, precision, budget, **extra):
-    """What settings.json holds, as it reads back from the file: what a
-    resume must match (`changed_settings`), and the code that started the
-    run. `extra`: what a recipe records beyond the config."""
-    return json.loads(json.dumps({
-        "config": config.to_dict(), "seed": seed, "precision": precision, "budget": budget,
-        "data": data_record(data), **extra, "code": machine.code_version(),
-    }))
+def prepare_run_dir(run_dir, settings, overwrite):
+    """Makes the folder ready for a run that `kept_run` let start: its run
+    files deleted first with `overwrite`, settings.json written, or checked
+    against `settings` where it is there (a resume).
 
-
-def metrics_record(config, data, history, test, *, seed, budget, precision, deterministic, eval_seconds,
-                   best=None):
-    """What metrics.json holds: the run's settings, its test scores
-    (`kcifar.results.score_predictions`), the last epoch's training and validation figures
-    and both gaps, the best validation epoch's figures (`best`: best_epoch,
-    best_val_accuracy, best_test_accuracy; None in each for a run that did
-    not keep them), its times, the machine and the data."""
-    train_seconds = sum(row["train_seconds"] for row in history)
-    last = history[-1]
-    return {
-        "format": METRICS_FORMAT,
-        "name": config.name,
-        "rung": config.rung,
-        "change": config.change,
-        "epochs": len(history),
-        "batch_size": config.batch_size,
-        "seed": seed,
-        "budget": budget,
-        "precision": precision,
-        "deterministic": deterministic,
-        **test,
-        "train_accuracy": last["accuracy"],
-        "val_accuracy": last["val_accuracy"],
-        "val_loss": last["val_loss"],
-        "gap": last["accuracy"] - test["test_accuracy"],
-        CLEAN_ACCURACY: last[CLEAN_ACCURACY],
-        "clean_gap": last[CLEAN_ACCURACY] - test["test_accuracy"],
-        **(best or dict.fromkeys(BEST_FIELDS)),
-        "train_seconds": round(train_seconds, 3),
-        "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
-        "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
-        **runtime.describe(),
-        "code": machine.code_version(),
-        "data": {
-            **data_record(data), "description": data.description, "format": data.format,
-            "test": len(data.y_test),
-        },
-        "class_names": list(CLASS_NAMES),
-    }
-
-
-def finish_run(run_dir, network, metrics):
-    """Saves the trained network and metrics.json, the file that marks the
-    run complete, then drops the checkpoint it no longer needs."""
-    with files.atomic_path(os.path.join(run_dir, MODEL_FILE)) as tmp:
-        network.save(tmp)
-    files.write_json(os.path.join(run_dir, METRICS_FILE), metrics)
-    if os.path.exists(os.path.join(run_dir, CHECKPOINT_FILE)):
-        os.remove(os.path.join(run_dir, CHECKPOINT_FILE))
-
-
-def prepare_run_dir(run_dir, settings, resume, overwrite):
-    """Makes the folder ready; returns the checkpoint path to resume, or None."""
+    Returns:
+        The checkpoint's path to resume from, or None.
+    """
     try:
         os.makedirs(run_dir, exist_ok=True)
         probe = os.path.join(run_dir, f".write-test-{os.getpid()}")
@@ -121,16 +79,10 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
         os.remove(probe)
     except OSError as e:
         raise RunError(f"cannot write to run folder {run_dir}: {e.strerror or e}")
-    present = [f for f in RUN_FILES if os.path.exists(os.path.join(run_dir, f))]
     if overwrite:
-        for f in present:
-            os.remove(os.path.join(run_dir, f))
-        present = []
-    if present and not resume:
-        raise RunError(
-            f"{run_dir} already holds a run; pass --resume to continue it "
-            "or --overwrite to start afresh"
-        )
+        for f in RUN_FILES:
+            if os.path.exists(os.path.join(run_dir, f)):
+                os.remove(os.path.join(run_dir, f))
     settings_path = os.path.join(run_dir, SETTINGS_FILE)
     if os.path.exists(settings_path):
         try:
@@ -146,7 +98,7 @@ def prepare_run_dir(run_dir, settings, resume, overwrite):
     else:
         files.write_json(settings_path, settings)
     checkpoint = os.path.join(run_dir, CHECKPOINT_FILE)
-    return checkpoint if resume and os.path.exists(checkpoint) else None
+    return checkpoint if os.path.exists(checkpoint) else None
 
 
 def clear_partial(run_dir):
@@ -315,21 +267,17 @@ def restore_checkpoint(path, model):
     return json.loads(str(saved["history"])), best
 
 
-def stop_partial(run_dir, config, history, time_limit, started):
-    """Writes the partial-run marker; returns the line that says so."""
-    now = time.time()
-    files.write_json(os.path.join(run_dir, PARTIAL_FILE), {
-        "format": PARTIAL_FORMAT,
-        "name": config.name,
-        "rung": config.rung,
-        "epochs_done": len(history),
-        "epochs_planned": config.epochs,
-        "reason": "time-limit",
-        "time_limit_seconds": time_limit,
-        "elapsed_seconds": round(now - started, 1),
-        "stopped_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
-        "val_accuracy": history[-1]["val_accuracy"],
-        **runtime.describe(),
-        "code": machine.code_version(),
-    })
-    return f"stopped by --time-limit after {len(history)} of {counted(config.epochs, 'epoch')}; --resume continues"
+def mark_partial(run_dir, marker):
+    """Writes partial.json, the marker of a run a time limit stopped
+    (`marker`: what it holds, `kcifar.results.PARTIAL_FORMAT`)."""
+    files.write_json(os.path.join(run_dir, PARTIAL_FILE), marker)
+
+
+def finish_run(run_dir, network, metrics):
+    """Saves the trained network and metrics.json, the file that marks the
+    run complete, then drops the checkpoint it no longer needs."""
+    with files.atomic_path(os.path.join(run_dir, MODEL_FILE)) as tmp:
+        network.save(tmp)
+    files.write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+    if os.path.exists(os.path.join(run_dir, CHECKPOINT_FILE)):
+        os.remove(os.path.join(run_dir, CHECKPOINT_FILE))

@@ -1,12 +1,18 @@
-"""Training one rung: how its model is compiled (`compile_model`) and
-trained (`fit_rung`), and `train`, which runs it into a run folder.
+"""Training one rung: how its model is compiled (`compile_model`) and trained
+(`fit_rung`), and `train`, which runs it into a run folder and scores it:
+its test accuracy, and the gaps between its training and test accuracies
+(`metrics_record`), the lesson's numbers.
 
-A rung trains in one phase. The step beyond the ladder (`kcifar.pretrained`)
-trains in two, each with its own trainable layers and optimizer: its
-`FineTune` says how. The folder itself (resume checks, the checkpoint after
-every epoch, the time limit, metrics.json) is `kcifar.run_folder`'s.
+How a run is run (its seed, precision, resume, time limit, ...) is one
+`kcifar.settings.RunSettings`. A `Run` is one run as it trains: its folder
+(`kcifar.run_folder` reads and writes the files), its history, its best
+epoch and its time limit. A rung fits once; the step beyond the ladder
+(`kcifar.pretrained`) fits once per phase through the same `Run`.
 """
 
+import contextlib
+import datetime
+import json
 import math
 import os
 import time
@@ -14,14 +20,16 @@ import time
 import keras
 import numpy as np
 
-from kcifar import files, runtime
+from kcifar import machine, runtime
 from kcifar import tensorboard as tensorboard_logs
-from kcifar.budgets import FULL
+from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
-from kcifar.results import CLEAN_ACCURACY, METRICS_FILE, score_predictions, state
-from kcifar.run_folder import (BestEpoch, Recorder, Stopped, TimeLimit, clear_partial, finish_run, metrics_record,
-                               prepare_run_dir, restore_checkpoint, saved_phase, settings_record, stop_partial)
+from kcifar.results import (BEST_FIELDS, CLEAN_ACCURACY, METRICS_FORMAT, PARTIAL_FORMAT, counted,
+                            score_predictions)
+from kcifar.run_folder import (BestEpoch, Recorder, Stopped, TimeLimit, clear_partial, finish_run, kept_run,
+                               mark_partial, prepare_run_dir, restore_checkpoint, saved_phase)
+from kcifar.settings import RunSettings
 
 
 def compile_for_training(model, learning_rate, jit_compile="auto"):
@@ -62,19 +70,6 @@ def compile_model(config, data, steps_per_epoch, seed=None, jit_compile="auto"):
     training statistics) and compiles it with its `learning_rate`."""
     model = build_model(config, *data.channel_stats(), seed=seed)
     return compile_for_training(model, learning_rate(config, steps_per_epoch), jit_compile)
-
-
-class OnePhase:
-    """How a rung's model is made: one model, compiled once, one phase
-    (`kcifar.pretrained.FineTune` is the two-phase one)."""
-
-    settings = {}  # nothing beyond the config to record
-
-    def phase_ends(self, config):
-        return [config.epochs]
-
-    def compile(self, config, data, steps_per_epoch, seed, phase, model=None, jit_compile="auto"):
-        return compile_model(config, data, steps_per_epoch, seed, jit_compile)
 
 
 def fit_rung(model, config, data, *, seed, callbacks=(), initial_epoch=0, epochs=None, verbose=1):
@@ -139,95 +134,127 @@ class CleanTrainAccuracy(keras.callbacks.Callback):
         logs[CLEAN_ACCURACY] = float((probs.argmax(axis=1) == self.y).mean())
 
 
-def train(config, data, run_dir, *, seed=0, precision="float32", budget=FULL, resume=False,
-          overwrite=False, deterministic=False, verbose=1, tensorboard=None, time_limit=None, started=None,
-          recipe=None):
-    """Trains `config` on `data` into `run_dir`; returns the metrics dict.
+def train(config, data, run_dir, settings=None):
+    """Trains `config` on `data` into `run_dir`, then tests it once; returns
+    the metrics dict (`metrics_record`). With `settings.resume`, a complete
+    run's metrics are returned as they are.
 
     Args:
         config: a `kcifar.config.Config` (epochs and batch size included).
         data: a `kcifar.data.Cifar10`.
         run_dir: the run folder (`kcifar.results` lists its files).
-        seed: seeds weights, batches, augmentation, noise and dropout.
-        precision: "float32", "mixed_bfloat16" or "mixed_float16".
-        budget: the name of the `kcifar.budgets` budget that made `config`
-            and `data` (recorded, and compared on resume).
-        resume: continue from the folder's checkpoint; a complete run is
-            returned as it is.
-        overwrite: delete the folder's run files first.
-        deterministic: the backends' determinism switches (slower).
-        verbose: Keras's progress bar setting.
-        tensorboard: a folder for TensorBoard's event files (Keras's callback,
-            per-epoch scalars) in a subfolder named like `run_dir`; None for
-            none. Needs TensorFlow whichever backend trains.
-        time_limit: seconds from `started` within which the run, its test
-            evaluation included, must end (`kcifar.run_folder.TimeLimit`); None for none. A run
-            it stops keeps its checkpoint, writes partial.json and raises
-            `Stopped`. Not a setting of the run: a resume may use another.
-        started: when the limit's clock started, a `time.time()` value
-            (default: now).
-        recipe: how the model is made and compiled, phase by phase
-            (default `OnePhase()`, a rung's).
+        settings: a `kcifar.settings.RunSettings` (default: its defaults).
 
     Raises:
-        ValueError: `time_limit` is not a positive number.
         kcifar.run_folder.RunError: the run cannot start or go on.
         kcifar.run_folder.Stopped: the time limit stopped it.
     """
-    if time_limit is not None and not time_limit > 0:
-        raise ValueError(f"time_limit must be positive seconds. Received: time_limit={time_limit!r}")
-    if tensorboard is not None:
-        tensorboard_logs.check()  # before the run folder is made
-    with runtime.released_graph_gradients(), runtime.deterministic(deterministic):
-        return _train(config, data, run_dir, seed=seed, precision=precision, budget=budget, resume=resume,
-                      overwrite=overwrite, deterministic=deterministic, verbose=verbose,
-                      tensorboard=tensorboard, time_limit=time_limit,
-                      started=time.time() if started is None else started, recipe=recipe or OnePhase())
+    settings = settings or RunSettings()
+    kept = kept_run(run_dir, settings.resume, settings.overwrite)
+    if kept is not None:
+        return kept
+    with running(config, data, run_dir, settings) as run:
+        model = compile_model(config, data, run.steps_per_epoch, settings.seed)
+        run.restore(model)
+        run.fit_epochs(model, config.epochs)
+        return run.finish(model)
 
 
-def _train(config, data, run_dir, *, seed, precision, budget, resume, overwrite, deterministic, verbose, tensorboard,
-           time_limit, started, recipe):
-    if resume and state(run_dir) == "complete" and not overwrite:
-        return files.read_json(os.path.join(run_dir, METRICS_FILE))
-    settings = settings_record(config, data, seed=seed, precision=precision, budget=budget, **recipe.settings)
-    checkpoint = prepare_run_dir(run_dir, settings, resume, overwrite)
-    runtime.start_run(precision, seed)
-    steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
-    phase = saved_phase(checkpoint) if checkpoint else 1
-    model = recipe.compile(config, data, steps_per_epoch, seed, phase)
-    history, best = restore_checkpoint(checkpoint, model) if checkpoint else ([], BestEpoch())
-    if history:
-        print(f"resuming {run_dir} after epoch {len(history)} of {config.epochs}", flush=True)
-    if len(history) < config.epochs:
-        clear_partial(run_dir)
+@contextlib.contextmanager
+def running(config, data, run_dir, settings, **recorded):
+    """A `Run` of `config` in `run_dir` (a folder `kept_run` lets it start
+    in), inside the backends' settings for it: their determinism switches,
+    and TensorFlow's traced graphs released after it.
 
-    limit = None
-    if time_limit is not None:
-        # The test passes still to come (the last epoch's weights, then the
-        # best validation epoch's) cost about this many validation passes.
-        test_per_val = 2 * len(data.y_test) / max(len(data.y_val), 1)
-        limit = TimeLimit(started + time_limit, history, test_per_val, config.epochs)
-    # A rung has one phase, ending at config.epochs; the pretrained step two.
-    for number, end in enumerate(recipe.phase_ends(config), start=1):
-        if len(history) >= end or (limit is not None and limit.stopped):
-            continue
-        if number != phase:  # new trainable layers, a new optimizer
-            model, phase = recipe.compile(config, data, steps_per_epoch, seed, number, model), number
-        fit_rung(model, config, data, seed=seed, initial_epoch=len(history), epochs=end, verbose=verbose,
-                 callbacks=[Recorder(run_dir, history, phase, best), *([limit] if limit else []),
-                            *tensorboard_logs.callbacks_for(tensorboard, run_dir)])
-    if limit is not None and limit.stopped:
-        raise Stopped(stop_partial(run_dir, config, history, time_limit, started))
+    Args:
+        config, data, run_dir, settings: as `train`'s.
+        **recorded: what settings.json records beyond the config and the
+            settings (the pretrained step's starting weights).
+    """
+    with runtime.released_graph_gradients(), runtime.deterministic(settings.deterministic):
+        yield Run(config, data, run_dir, settings, recorded)
 
-    eval_start = time.perf_counter()
-    network = inference_network(model)  # without the augmentation block
-    test = score_predictions(network.predict(data.x_test, batch_size=512, verbose=0), data.y_test)
-    read_out = best and best_read_out(network, model, best, len(history), test, data)
-    eval_seconds = time.perf_counter() - eval_start
-    metrics = metrics_record(config, data, history, test, seed=seed, budget=budget, precision=precision,
-                             deterministic=deterministic, eval_seconds=eval_seconds, best=read_out)
-    finish_run(run_dir, network, metrics)
-    return metrics
+
+class Run:
+    """One run as it trains into its folder: made ready (settings.json
+    written, or a resume checked against it) and Keras started for it
+    (precision, seeds); then `restore` into the built model, `fit_epochs` once
+    per phase, and `finish`.
+
+    Args:
+        config, data, run_dir, settings: as `train`'s.
+        recorded: as `running`'s.
+    """
+
+    def __init__(self, config, data, run_dir, settings, recorded):
+        self.config, self.data, self.run_dir, self.settings = config, data, run_dir, settings
+        self.started = time.time() if settings.started is None else settings.started
+        record = settings_record(config, data, settings, **recorded)
+        self.checkpoint = prepare_run_dir(run_dir, record, settings.overwrite)
+        runtime.start_run(settings.precision, settings.seed)
+        self.steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
+        self.history, self.best, self.limit = [], BestEpoch(), None
+
+    def saved_phase(self):
+        """The training phase the checkpoint was saved in (1 without one):
+        the model is compiled for it before `restore`."""
+        return saved_phase(self.checkpoint) if self.checkpoint else 1
+
+    def restore(self, model):
+        """Puts the checkpoint's state (weights, optimizer, random
+        generators, history, best epoch) into `model`, if there is one,
+        and starts the time limit's count."""
+        if self.checkpoint:
+            self.history, self.best = restore_checkpoint(self.checkpoint, model)
+        if self.history:
+            print(f"resuming {self.run_dir} after epoch {len(self.history)} of {self.config.epochs}", flush=True)
+        if len(self.history) < self.config.epochs:
+            clear_partial(self.run_dir)
+        if self.settings.time_limit is not None:
+            # The test passes still to come (the last epoch's weights, then the
+            # best validation epoch's) cost about this many validation passes.
+            test_per_val = 2 * len(self.data.y_test) / max(len(self.data.y_val), 1)
+            self.limit = TimeLimit(self.started + self.settings.time_limit, self.history, test_per_val,
+                                   self.config.epochs)
+
+    def done(self, epochs):
+        """Whether no epoch up to `epochs` is left to train: the run has
+        them, or the time limit has stopped it."""
+        return len(self.history) >= epochs or self.stopped
+
+    @property
+    def stopped(self):
+        return self.limit is not None and self.limit.stopped
+
+    def fit_epochs(self, model, epochs, phase=1):
+        """Trains `model` on from the epochs done up to `epochs` (`fit_rung`),
+        checkpointing every epoch in `phase` (nothing when `done`)."""
+        if self.done(epochs):
+            return
+        callbacks = [Recorder(self.run_dir, self.history, phase, self.best)]
+        if self.limit is not None:
+            callbacks.append(self.limit)
+        callbacks += tensorboard_logs.callbacks_for(self.settings.tensorboard, self.run_dir)
+        fit_rung(model, self.config, self.data, seed=self.settings.seed, initial_epoch=len(self.history),
+                 epochs=epochs, verbose=self.settings.verbose, callbacks=callbacks)
+
+    def finish(self, model):
+        """Tests the trained `model` once and writes the run's last files
+        (model.keras, metrics.json); returns the metrics dict. A run the
+        time limit stopped is marked partial instead, and raises Stopped."""
+        if self.stopped:
+            marker = partial_record(self.config, self.history, self.settings.time_limit, self.started)
+            mark_partial(self.run_dir, marker)
+            raise Stopped(f"stopped by --time-limit after {len(self.history)} of "
+                          f"{counted(self.config.epochs, 'epoch')}; --resume continues")
+        eval_start = time.perf_counter()
+        network = inference_network(model)  # without the augmentation block
+        test = score_predictions(network.predict(self.data.x_test, batch_size=512, verbose=0), self.data.y_test)
+        read_out = self.best and best_read_out(network, model, self.best, len(self.history), test, self.data)
+        metrics = metrics_record(self.config, self.data, self.history, test, self.settings,
+                                 eval_seconds=time.perf_counter() - eval_start, best=read_out)
+        finish_run(self.run_dir, network, metrics)
+        return metrics
 
 
 def best_read_out(network, model, best, epochs, test, data):
@@ -245,3 +272,83 @@ def best_read_out(network, model, best, epochs, test, data):
         for variable, value in zip(model.weights, last):
             variable.assign(value)
     return {"best_epoch": best.epoch, "best_val_accuracy": best.val_accuracy, "best_test_accuracy": best_test}
+
+
+def metrics_record(config, data, history, test, settings, *, eval_seconds, best=None):
+    """What metrics.json holds: the run's settings, its test scores
+    (`kcifar.results.score_predictions`), the last epoch's training and
+    validation figures, the generalization gaps (training accuracy minus
+    test accuracy: Keras's running one, which the lecture's figures show,
+    and the clean one), the best validation epoch's figures (`best`:
+    best_epoch, best_val_accuracy, best_test_accuracy; None in each for a
+    run that did not keep them), its times, the machine and the data."""
+    train_seconds = sum(row["train_seconds"] for row in history)
+    last = history[-1]
+    return {
+        "format": METRICS_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "change": config.change,
+        "epochs": len(history),
+        "batch_size": config.batch_size,
+        "seed": settings.seed,
+        "budget": settings.budget,
+        "precision": settings.precision,
+        "deterministic": settings.deterministic,
+        **test,
+        "train_accuracy": last["accuracy"],
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "gap": last["accuracy"] - test["test_accuracy"],
+        CLEAN_ACCURACY: last[CLEAN_ACCURACY],
+        "clean_gap": last[CLEAN_ACCURACY] - test["test_accuracy"],
+        **(best or dict.fromkeys(BEST_FIELDS)),
+        "train_seconds": round(train_seconds, 3),
+        "wall_seconds": round(sum(row["seconds"] for row in history) + eval_seconds, 3),
+        "images_per_second": round(len(data.y_train) * len(history) / max(train_seconds, 1e-9), 1),
+        **runtime.describe(),
+        "code": machine.code_version(),
+        "data": {
+            **data_record(data), "description": data.description, "format": data.format,
+            "test": len(data.y_test),
+        },
+        "class_names": list(CLASS_NAMES),
+    }
+
+
+def settings_record(config, data, settings, **recorded):
+    """What settings.json holds, as it reads back from the file: what a
+    resume must match (`kcifar.run_folder.changed_settings`), and the code
+    that started the run. `recorded`: as `running`'s."""
+    return json.loads(json.dumps({
+        "config": config.to_dict(), "seed": settings.seed, "precision": settings.precision,
+        "budget": settings.budget, "data": data_record(data), **recorded, "code": machine.code_version(),
+    }))
+
+
+def partial_record(config, history, time_limit, started):
+    """What partial.json holds: the epochs done and planned, why and when
+    the run stopped, its last validation accuracy, the machine."""
+    now = time.time()
+    return {
+        "format": PARTIAL_FORMAT,
+        "name": config.name,
+        "rung": config.rung,
+        "epochs_done": len(history),
+        "epochs_planned": config.epochs,
+        "reason": "time-limit",
+        "time_limit_seconds": time_limit,
+        "elapsed_seconds": round(now - started, 1),
+        "stopped_at": datetime.datetime.fromtimestamp(now, datetime.timezone.utc).isoformat(timespec="seconds"),
+        "val_accuracy": history[-1]["val_accuracy"],
+        **runtime.describe(),
+        "code": machine.code_version(),
+    }
+
+
+def data_record(data):
+    """What a results file says of the data: no path of the machine that ran it.
+    Its notes name a training subset (--limit-train) or a custom set, so that
+    even a stopped run's settings.json says what it trained on."""
+    return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
+            "train": len(data.y_train), "val": len(data.y_val), "notes": list(data.notes)}

@@ -187,6 +187,13 @@ def save_tiny_model(path, data):
     return model
 
 
+def quiet(**changes):
+    """A run's settings (`RunSettings`) without progress bars, with `changes`."""
+    from kcifar.settings import RunSettings
+
+    return RunSettings(verbose=0, **changes)
+
+
 # Small, but with every source of randomness on: noise, dropout, flip, crop,
 # rotation, BN statistics and a decaying learning rate.
 SMALL = Config().replace(

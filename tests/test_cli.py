@@ -88,8 +88,8 @@ def test_a_folder_holding_a_run_is_an_input_error_that_says_how_to_resume(tiny_d
 def test_ctrl_c_mid_epoch_says_so_on_a_line_of_its_own(tiny_dir, tmp_path, capsys, monkeypatch, quiet):
     import kcifar.train
 
-    def interrupted(*args, verbose, **kwargs):
-        if verbose:
+    def interrupted(config, data, run_dir, settings):
+        if settings.verbose:
             keras.utils.Progbar(10).update(3, values=[("loss", 2.3826)])  # a bar's line, left open
         raise KeyboardInterrupt
 
@@ -170,7 +170,7 @@ def test_only_the_pretrained_step_takes_weights(capsys):
 
     assert run(["--weights", "none"], capsys)[0] == 2  # a rung trains from scratch: the flag is unknown there
     with pytest.raises(SystemExit):
-        run_rung(pretrained.CONFIG, ["--help"])
+        pretrained.main(["--help"])
     assert "--weights" in capsys.readouterr().out
 
 

@@ -6,7 +6,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from helpers import interrupt_after_first_epoch
+from helpers import interrupt_after_first_epoch, quiet
 
 from kcifar import runtime
 from kcifar.experiments import RUNGS, rung
@@ -84,8 +84,8 @@ def test_a_run_resumes_and_saves_under_the_policy(tiny_data, tmp_path, monkeypat
     with monkeypatch.context() as m:
         interrupt_after_first_epoch(m)
         with pytest.raises(KeyboardInterrupt):
-            train(config, data, run_dir, precision=policy, verbose=0)
-    metrics = train(config, data, run_dir, precision=policy, resume=True, verbose=0)
+            train(config, data, run_dir, quiet(precision=policy))
+    metrics = train(config, data, run_dir, quiet(precision=policy, resume=True))
     assert metrics["precision"] == policy and metrics["epochs"] == 2
     assert np.isfinite([metrics["test_loss"], metrics["val_loss"]]).all()
     keras.backend.clear_session()

@@ -10,14 +10,14 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import quiet
 
 from kcifar import files, pretrained
 from kcifar.config import PretrainedConfig
 from kcifar.models import inference_network
-from kcifar.pretrained import FineTune, WeightsError
+from kcifar.pretrained import WeightsError
 from kcifar.results import read_history
 from kcifar.run_folder import Recorder, saved_phase
-from kcifar.train import train
 
 # The backbone's least input size keeps the tests quick.
 TINY = PretrainedConfig(name="pretrained", flip=True, crop_scale=0.75, image_size=32, batch_size=8, epochs=2,
@@ -129,7 +129,7 @@ def test_a_finished_run_is_skipped_offline_without_looking_for_weights(tmp_path,
     os.makedirs(done)
     files.write_json(os.path.join(done, "metrics.json"), {"name": "pretrained"})
     monkeypatch.setattr(pretrained, "resolve_weights", lambda *a: pytest.fail("weights were looked for"))
-    assert step.run_rung(step.CONFIG, ["--out", str(out), "--resume"]) == [{"name": "pretrained"}]
+    assert step.main(["--out", str(out), "--resume"]) == [{"name": "pretrained"}]
     assert "skipped: complete run" in capsys.readouterr().out
 
 
@@ -161,7 +161,7 @@ def test_bad_fields_are_refused(changes, field):
         TINY.replace(**changes)
 
 
-# On one backend: the phases and the checkpoint's phase are kcifar.train's and kcifar.run_folder's
+# On one backend: the phases and the checkpoint's phase are kcifar.pretrained's and kcifar.run_folder's
 # own logic; the backends' part, a second compile of one model, is the test
 # of the phases above, which runs on all three (the CI's time, two minutes for
 # the pretrained step, would not hold this one three times).
@@ -170,7 +170,7 @@ def test_a_run_interrupted_in_either_phase_resumes_where_it_was(tiny_data, tmp_p
     step = TINY.replace(epochs=3, head_epochs=1, batch_size=27)  # 4 steps an epoch: phase 1, then 2 and 3
 
     def run(name, **kwargs):
-        return train(step, tiny_data, str(tmp_path / name), seed=3, verbose=0, recipe=FineTune(None), **kwargs)
+        return pretrained.train(step, tiny_data, str(tmp_path / name), quiet(seed=3, **kwargs), weights=None)
 
     whole = run("whole")
     original = Recorder.on_epoch_end
@@ -198,7 +198,7 @@ def test_the_command_refuses_weights_it_cannot_have_in_one_line_and_leaves_nothi
 
     out = tmp_path / "runs"
     with pytest.raises(SystemExit) as e:
-        step.run_rung(step.CONFIG, ["--weights", str(tmp_path / "missing.h5"), "--out", str(out)])
+        step.main(["--weights", str(tmp_path / "missing.h5"), "--out", str(out)])
     assert e.value.code == 2
     assert capsys.readouterr().err.strip() == (
         f"python -m kcifar.experiments.pretrained: error: --weights must be imagenet, none or a weights file. "
@@ -208,7 +208,7 @@ def test_the_command_refuses_weights_it_cannot_have_in_one_line_and_leaves_nothi
     monkeypatch.setattr("urllib.request.getproxies", dict)
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: (_ for _ in ()).throw(OSError("unreachable")))
     with pytest.raises(SystemExit) as e:
-        step.run_rung(step.CONFIG, ["--out", str(out)])
+        step.main(["--out", str(out)])
     assert e.value.code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--weights PATH" in err and "--weights none" in err

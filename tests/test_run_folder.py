@@ -11,20 +11,20 @@ import time
 import keras
 import numpy as np
 import pytest
-from helpers import SMALL, interrupt_after_first_epoch, run_history, without_timing
+from helpers import SMALL, interrupt_after_first_epoch, quiet, run_history, without_timing
 
 from kcifar.run_folder import Recorder, RunError, changed_settings
 from kcifar.train import train
 
 
 def test_resumed_run_ends_exactly_like_an_uninterrupted_one(tiny_data, tmp_path, monkeypatch):
-    whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
+    whole = train(SMALL, tiny_data, str(tmp_path / "whole"), quiet(seed=3))
     with monkeypatch.context() as m:
         interrupt_after_first_epoch(m)
         with pytest.raises(KeyboardInterrupt):
-            train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, verbose=0)
+            train(SMALL, tiny_data, str(tmp_path / "cut"), quiet(seed=3))
     assert len(run_history(tmp_path / "cut")) == 1
-    resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, resume=True, verbose=0)
+    resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), quiet(seed=3, resume=True))
     assert without_timing(run_history(tmp_path / "cut")) == without_timing(run_history(tmp_path / "whole"))
     assert "clean_train_accuracy" in run_history(tmp_path / "cut")[0]
     for key in ("test_accuracy", "test_loss", "train_accuracy", "val_accuracy", "clean_train_accuracy",
@@ -80,13 +80,15 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
     with monkeypatch.context() as m:
         on_epoch_begin_also(m, poison_weights)
         with pytest.raises(RunError, match=r"NaN or infinite in epoch 2; the last good checkpoint \(epoch 1\)"):
-            train(two, tiny_data, str(run_dir), verbose=0)
+            train(two, tiny_data, str(run_dir), quiet())
     assert not (run_dir / "metrics.json").exists()
     with np.load(run_dir / "checkpoint.npz") as f:
         saved = {k: f[k] for k in f.files}
     assert [row["epoch"] for row in json.loads(str(saved.pop("history")))] == [1]
     assert int(saved.pop("phase")) == 1  # a rung trains in one phase
     assert all(np.isfinite(a).all() for a in saved.values())  # epoch 1's state, not the NaN one
+    best = {k: saved.pop(k) for k in list(saved) if k.startswith("best_")}
+    assert int(best["best_epoch"]) == 1  # the best epoch so far, the only one
     first = run_history(run_dir)
     assert [row["epoch"] for row in first] == [1]
 
@@ -96,7 +98,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
             keras.ops.convert_to_numpy(v) for v in recorder.model.variables + recorder.model.optimizer.variables
         ])))
         capsys.readouterr()
-        metrics = train(two, tiny_data, str(run_dir), resume=True, verbose=0)
+        metrics = train(two, tiny_data, str(run_dir), quiet(resume=True))
     assert f"resuming {run_dir} after epoch 1 of 2" in capsys.readouterr().out
     # Epoch 2 starts from the checkpoint: model and optimizer state, step count included.
     ((epoch, state),) = starts
@@ -111,24 +113,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
 
 
 @pytest.mark.parametrize("setup, flags, message", [
-    ("complete", {}, "already holds a run; pass --resume"),
+    ("complete", {}, r"already holds a complete run; run the same command with --resume to keep it"),
     ("other-settings", {"resume": True}, "was started with other settings"),
 ])
 def test_run_folder_guards(tiny_data, tmp_path, setup, flags, message):
     one = SMALL.replace(epochs=1)
     run_dir = str(tmp_path / "run")
-    train(one, tiny_data, run_dir, verbose=0)
+    train(one, tiny_data, run_dir, quiet())
     if setup == "other-settings":
         os.remove(os.path.join(run_dir, "metrics.json"))
         one = one.replace(dropout=0.5)
     with pytest.raises(RunError, match=message):
-        train(one, tiny_data, run_dir, verbose=0, **flags)
+        train(one, tiny_data, run_dir, quiet(**flags))
 
 
 def test_overwrite_starts_afresh(tiny_data, tmp_path):
     run_dir = str(tmp_path / "run")
-    train(SMALL.replace(epochs=1), tiny_data, run_dir, verbose=0)
-    metrics = train(SMALL.replace(epochs=2), tiny_data, run_dir, overwrite=True, verbose=0)
+    train(SMALL.replace(epochs=1), tiny_data, run_dir, quiet())
+    metrics = train(SMALL.replace(epochs=2), tiny_data, run_dir, quiet(overwrite=True))
     assert metrics["epochs"] == 2 and len(run_history(run_dir)) == 2
 
 
@@ -136,7 +138,7 @@ def test_unwritable_run_folder(tiny_data, tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(RunError, match="cannot write to run folder"):
-        train(SMALL, tiny_data, str(blocker / "run"), verbose=0)
+        train(SMALL, tiny_data, str(blocker / "run"), quiet())
 
 
 def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_data):
@@ -173,12 +175,12 @@ def test_the_best_validation_epochs_weights_give_its_recorded_test_figure(tiny_d
     # its weights are those that a run of 2 epochs ends with.
     with monkeypatch.context() as m:
         fake_validation(m, [0.3, 0.9, 0.9])
-        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
-    two = train(SMALL.replace(epochs=2), tiny_data, str(tmp_path / "two"), seed=3, verbose=0)
+        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), quiet(seed=3))
+    two = train(SMALL.replace(epochs=2), tiny_data, str(tmp_path / "two"), quiet(seed=3))
     assert whole["best_epoch"] == 2 and whole["best_val_accuracy"] == 0.9
     assert whole["best_test_accuracy"] == two["test_accuracy"]
     # The last epoch's figure and the saved model are still the last epoch's.
-    plain = train(SMALL, tiny_data, str(tmp_path / "plain"), seed=3, verbose=0)
+    plain = train(SMALL, tiny_data, str(tmp_path / "plain"), quiet(seed=3))
     assert whole["test_accuracy"] == plain["test_accuracy"]
     saved = keras.saving.load_model(tmp_path / "whole" / "model.keras")
     probs = saved.predict(tiny_data.x_test, verbose=0)
@@ -188,7 +190,7 @@ def test_the_best_validation_epochs_weights_give_its_recorded_test_figure(tiny_d
 def test_the_best_epoch_being_the_last_reads_the_last_figure(tiny_data, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
         fake_validation(m, [0.3, 0.5, 0.9])
-        metrics = train(SMALL, tiny_data, str(tmp_path / "run"), seed=3, verbose=0)
+        metrics = train(SMALL, tiny_data, str(tmp_path / "run"), quiet(seed=3))
     assert metrics["best_epoch"] == 3 and metrics["best_test_accuracy"] == metrics["test_accuracy"]
 
 
@@ -196,13 +198,13 @@ def test_a_resume_keeps_the_best_epochs_weights(tiny_data, tmp_path, monkeypatch
     # The best epoch is the first, before the interruption: only the checkpoint still holds its weights.
     with monkeypatch.context() as m:
         fake_validation(m, [0.9, 0.3, 0.5])
-        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), seed=3, verbose=0)
+        whole = train(SMALL, tiny_data, str(tmp_path / "whole"), quiet(seed=3))
         interrupt_after_first_epoch(m)
         with pytest.raises(KeyboardInterrupt):
-            train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, verbose=0)
+            train(SMALL, tiny_data, str(tmp_path / "cut"), quiet(seed=3))
     with monkeypatch.context() as m:
         fake_validation(m, [0.9, 0.3, 0.5])
-        resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), seed=3, resume=True, verbose=0)
+        resumed = train(SMALL, tiny_data, str(tmp_path / "cut"), quiet(seed=3, resume=True))
     assert resumed["best_epoch"] == whole["best_epoch"] == 1
     assert resumed["best_test_accuracy"] == whole["best_test_accuracy"]
     assert resumed["test_accuracy"] == whole["test_accuracy"]
@@ -212,11 +214,11 @@ def test_a_checkpoint_from_before_the_best_epoch_was_kept_leaves_its_fields_empt
     with monkeypatch.context() as m:
         interrupt_after_first_epoch(m)
         with pytest.raises(KeyboardInterrupt):
-            train(SMALL, tiny_data, str(tmp_path / "old"), seed=3, verbose=0)
+            train(SMALL, tiny_data, str(tmp_path / "old"), quiet(seed=3))
     path = tmp_path / "old" / "checkpoint.npz"
     with np.load(path) as f:
         older = {k: f[k] for k in f.files if not k.startswith("best_")}
     np.savez(path, **older)
-    metrics = train(SMALL, tiny_data, str(tmp_path / "old"), seed=3, resume=True, verbose=0)
+    metrics = train(SMALL, tiny_data, str(tmp_path / "old"), quiet(seed=3, resume=True))
     assert [metrics[k] for k in ("best_epoch", "best_val_accuracy", "best_test_accuracy")] == [None] * 3
     assert metrics["epochs"] == 3 and metrics["test_accuracy"] is not None

@@ -5,6 +5,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+from helpers import quiet
 
 from kcifar import runtime
 
@@ -148,7 +149,7 @@ def test_deterministic_runs_repeat_with_the_switches_on_for_the_run_only(tiny_da
     monkeypatch.setattr(train_module, "compile_model", compile_and_look)
     histories = []
     for i in range(2):
-        metrics = train_module.train(config, tiny_data, str(tmp_path / str(i)), deterministic=True, verbose=0)
+        metrics = train_module.train(config, tiny_data, str(tmp_path / str(i)), quiet(deterministic=True))
         assert metrics["deterministic"] is True
         assert switches() == switches_off
         rows = files.read_csv(os.path.join(tmp_path / str(i), "history.csv"))

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import REPO, subprocess_env
+from helpers import REPO, quiet, subprocess_env
 from tensorboard.backend.event_processing import event_accumulator
 from tensorboard.util import tensor_util
 
@@ -92,9 +92,9 @@ def test_an_interrupted_and_resumed_run_logs_each_epoch_once(tiny_data, tmp_path
     with monkeypatch.context() as m:
         m.setattr(Recorder, "on_epoch_begin", interrupt_in_second_epoch)
         with pytest.raises(KeyboardInterrupt):
-            train(SMALL, tiny_data, str(run_dir), verbose=0, tensorboard=str(logs))
+            train(SMALL, tiny_data, str(run_dir), quiet(tensorboard=str(logs)))
     assert set(on_disk) == set(COLUMNS) and all(len(points) == 1 for points in on_disk.values())
-    train(SMALL, tiny_data, str(run_dir), resume=True, verbose=0, tensorboard=str(logs))
+    train(SMALL, tiny_data, str(run_dir), quiet(resume=True, tensorboard=str(logs)))
 
     found = assert_scalars_are_the_history(logs / "small-seed0", run_dir)
     # The rate each epoch trained with (lr0 * 0.5^epoch), as history.csv has it.

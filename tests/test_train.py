@@ -8,7 +8,7 @@ import sys
 import keras
 import numpy as np
 import pytest
-from helpers import SMALL, run_history, without_timing
+from helpers import SMALL, quiet, run_history, without_timing
 
 from kcifar import files
 from kcifar.config import Config
@@ -18,7 +18,7 @@ from kcifar.train import learning_rate, train
 
 
 def test_a_run_writes_its_folder(tiny_data, tmp_path):
-    metrics = train(SMALL, tiny_data, str(tmp_path / "run"), verbose=0)
+    metrics = train(SMALL, tiny_data, str(tmp_path / "run"), quiet())
     assert sorted(os.listdir(tmp_path / "run")) == ["history.csv", "metrics.json", "model.keras", "settings.json"]
     history = run_history(tmp_path / "run")
     assert [row["epoch"] for row in history] == [1, 2, 3]
@@ -45,7 +45,7 @@ def test_a_run_writes_its_folder(tiny_data, tmp_path):
 
 def test_same_seed_same_history_other_seed_other(tiny_data, tmp_path):
     one = SMALL.replace(epochs=1)
-    histories = [without_timing(train(one, tiny_data, str(tmp_path / str(i)), seed=s, verbose=0) and
+    histories = [without_timing(train(one, tiny_data, str(tmp_path / str(i)), quiet(seed=s)) and
                                 run_history(tmp_path / str(i))) for i, s in enumerate((5, 5, 6))]
     assert histories[0] == histories[1]
     assert histories[0] != histories[2]
@@ -54,7 +54,7 @@ def test_same_seed_same_history_other_seed_other(tiny_data, tmp_path):
 @pytest.mark.parametrize("name", RUNGS)
 def test_every_rung_trains_a_step_and_evaluates(tiny_data, tmp_path, name):
     config = rung(name).CONFIG.replace(epochs=1, batch_size=len(tiny_data.y_train))
-    metrics = train(config, tiny_data, str(tmp_path / name), verbose=0)
+    metrics = train(config, tiny_data, str(tmp_path / name), quiet())
     assert metrics["name"] == name and 0.0 <= metrics["test_accuracy"] <= 1.0
     assert np.isfinite(metrics["test_loss"]) and metrics["rung"] == RUNGS.index(name)
 
@@ -74,7 +74,7 @@ def test_saved_model_loads_without_kcifar(tiny_data, tmp_path, where):
     # trick8 trains behind the augmentation block (a kcifar layer): what is
     # saved must be the network alone, made of Keras's own layers.
     config = rung("trick8").CONFIG.replace(widths=(8, 8, 8, 8), dense_units=16, epochs=2, batch_size=32)
-    metrics = train(config, tiny_data, str(tmp_path / "run"), verbose=0)
+    metrics = train(config, tiny_data, str(tmp_path / "run"), quiet())
     np.save(tmp_path / "x.npy", tiny_data.x_test)
     other = keras.backend.backend() if where == "same backend" else OTHER_BACKEND[keras.backend.backend()]
     env = dict(os.environ, KERAS_BACKEND=other)

@@ -1,7 +1,7 @@
 """The project's own training path, timed in three parts.
 
-- "keras_fit": what `kcifar.train.train` runs: the recipe's compile
-  (`compile_model` for a rung), then
+- "keras_fit": what `kcifar.train.train` runs: the rung's compiled model
+  (`compile_model`, or the pretrained step's in one of its phases), then
   `model.fit` on `TrainBatches` and `EpochSync` (the model augments).
 - "keras_step": the same compiled model and `fit`, on one ready batch given
   again at every step: the train step and the fit loop, without data work.
@@ -17,7 +17,7 @@ import keras
 from kcifar import runtime
 from kcifar.bench.timing import clocks, since
 from kcifar.pipeline import EpochSync, TrainBatches
-from kcifar.train import OnePhase
+from kcifar.train import compile_model
 
 
 class ReadyBatches(keras.utils.PyDataset):
@@ -59,25 +59,20 @@ class KerasPath:
         seed: the run's seed.
         jit_compile: passed to `model.compile` (True: XLA on TensorFlow,
             `torch.compile` on torch).
-        recipe: how `kcifar.train` makes the model (default `OnePhase()`,
-            a rung's); the model starts in phase 1.
+        model: the compiled model to time instead of the rung's
+            (`compile_model`): the pretrained step's, in one of its phases.
     """
 
-    def __init__(self, config, data, seed, jit_compile="auto", recipe=None):
+    def __init__(self, config, data, seed, jit_compile="auto", model=None):
         # Seeded before building, as a run is (`runtime.start_run`, which the
         # worker calls once: several paths share its process).
         runtime.set_seed(seed)
-        self.config, self.data, self.seed, self.jit_compile = config, data, seed, jit_compile
-        self.recipe = recipe or OnePhase()
+        self.config, self.data, self.seed = config, data, seed
         self.batches = TrainBatches(data.x_train, data.y_train, config.batch_size, seed)
-        self.model = self.recipe.compile(config, data, len(self.batches), seed, 1, jit_compile=jit_compile)
+        if model is None:
+            model = compile_model(config, data, len(self.batches), seed, jit_compile)
+        self.model = model
         self.first_batch = self.batches[0]
-
-    def set_phase(self, phase):
-        """Recompiles the model for the recipe's `phase`, as `kcifar.train`
-        does between phases."""
-        self.model = self.recipe.compile(self.config, self.data, len(self.batches), self.seed, phase, self.model,
-                                         jit_compile=self.jit_compile)
 
     def _fit(self, batches, steps, callbacks=()):
         clock = WindowClock()

@@ -4,8 +4,9 @@ children of `python -m kcifar.bench --ladder` (`kcifar.bench.ladder`).
     python -m kcifar.bench.ladder_worker SPEC.json RESULT.json
 
 The rung trains as `kcifar.train.train` trains it (`KerasPath`: its
-recipe's compile, `TrainBatches` and `fit`, the model's augmentation block
-included), and is timed in four parts: start-up, from this process's start
+compiled model, `TrainBatches` and `fit`, the model's augmentation block
+included; the pretrained step's model phase by phase, as its own training
+compiles it), and is timed in four parts: start-up, from this process's start
 to the compiled model (imports, data, build); the first step, which
 compiles; the steady step, over `windows` windows of `steps` steps; and
 validation, `model.evaluate` as `fit` runs it after every epoch, on a
@@ -69,14 +70,17 @@ def rung_figures(spec, started):
     config = step(spec["rung"]).CONFIG
     if spec["batch_size"]:
         config = config.replace(batch_size=spec["batch_size"])
-    recipe = None
-    if isinstance(config, PretrainedConfig):
-        from kcifar.pretrained import FineTune
-
-        recipe = FineTune(None)  # random weights: ImageNet's cost the same, and need no download
     runtime.start_run(spec["precision"], spec["seed"])  # as kcifar.train starts a run
     data = load(spec["data"]) if spec["data"] else synthetic_data(spec["seed"])
-    path = KerasPath(config, data, spec["seed"], recipe=recipe)
+    model, ends = None, [config.epochs]
+    if isinstance(config, PretrainedConfig):
+        from kcifar import pretrained
+
+        backbone = pretrained.build_backbone(config, None)  # random weights: ImageNet's cost the same
+        model = pretrained.build_pretrained_model(config, backbone, spec["seed"])
+        model = pretrained.compile_phase(model, backbone, config, 1)
+        ends = pretrained.phase_ends(config)
+    path = KerasPath(config, data, spec["seed"], model=model)
     startup = time.time() - started
 
     def steps():
@@ -107,13 +111,12 @@ def rung_figures(spec, started):
         "validation_seconds_per_image": round(statistics.median(val_times) / len(y_val), 8),
         "windows_validation_seconds": [round(t, 4) for t in val_times],
     }
-    ends = path.recipe.phase_ends(config)
     if len(ends) > 1:
         figures["forward_flops"] = flops.model_flops(path.model)[0]
         figures["phases"] = []
         for number, (begin, end) in enumerate(zip([0, *ends[:-1]], ends), start=1):
             if number > 1:
-                path.set_phase(number)
+                path.model = pretrained.compile_phase(path.model, backbone, config, number)  # as its training does
                 first_step, windows = steps()
             figures["phases"].append({"epochs": end - begin, "first_step_seconds": round(first_step, 3),
                                       "step_seconds": round(statistics.median(w for w, _ in windows), 5),

@@ -38,6 +38,7 @@ from kcifar import cli, cost, files, results
 from kcifar.experiments import RUNGS, rung
 from kcifar.ladder import parallel
 from kcifar.results import LOG_FILE
+from kcifar.settings import check_time_limit
 POLL_SECONDS = 1.0
 # Flags the parent handles itself and does not pass on as they were given.
 RUN_CONTROL = ("--time-limit", "--seeds", "--seed")
@@ -93,7 +94,10 @@ def plan(names, flags, jobs):
     """The Jobs for rungs `names` under the rung flags `flags`, in the order
     they start. Raises cli.UsageError for flags the rungs would refuse."""
     args = cli.parser("python -m kcifar.ladder", "").parse_args(flags)
-    cli.check_time_limit(args.time_limit)
+    try:
+        check_time_limit(args.time_limit)  # the rungs' own check, before any of them starts
+    except ValueError as e:
+        raise cli.UsageError(str(e))
     seeds = cli.seeds_of(args)
     backend = children_backend()
     configs = {}
