@@ -61,8 +61,8 @@ def _saved_model_file(path):
 
 
 def evaluate(model, data, batch_size=512):
-    """`kcifar.results.score_predictions` of `model` on `data`'s test split."""
-    from kcifar.results import score_predictions
+    """`kcifar.train.score_predictions` of `model` on `data`'s test split."""
+    from kcifar.train import score_predictions
 
     probs = model.predict(data.x_test, batch_size=batch_size, verbose=0)
     return score_predictions(probs, data.y_test)

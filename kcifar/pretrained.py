@@ -194,5 +194,5 @@ def train(config, data, run_dir, settings=None, weights=None):
             if number != phase:  # new trainable layers, a new optimizer
                 phase = number
                 compile_phase(model, backbone, config, phase)
-            run.fit_epochs(model, end, phase)
-        return run.finish(model)
+            run.fit_epochs(end, phase)
+        return run.finish()

@@ -20,8 +20,6 @@ nothing here imports Keras or a backend, so reading results is fast.
 import csv
 import os
 
-import numpy as np
-
 from kcifar import files
 from kcifar.budgets import FULL
 
@@ -103,22 +101,6 @@ def read_history(run_dir):
     for row in history:
         row["epoch"] = int(row["epoch"])
     return history
-
-
-def score_predictions(probs, labels):
-    """Accuracy, cross-entropy, per-class accuracy and confusion matrix."""
-    labels = np.asarray(labels).astype(int)
-    predicted = probs.argmax(axis=1)
-    confusion = np.zeros((10, 10), int)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
-    return {
-        "test_accuracy": float((predicted == labels).mean()),
-        "test_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
-        "per_class_accuracy": [round(float(a), 4) for a in per_class],
-        "confusion_matrix": confusion.tolist(),
-    }
 
 
 def counted(n, noun):

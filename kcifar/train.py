@@ -25,8 +25,7 @@ from kcifar import tensorboard as tensorboard_logs
 from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches
-from kcifar.results import (BEST_FIELDS, CLEAN_ACCURACY, METRICS_FORMAT, PARTIAL_FORMAT, counted,
-                            score_predictions)
+from kcifar.results import BEST_FIELDS, CLEAN_ACCURACY, METRICS_FORMAT, PARTIAL_FORMAT, counted
 from kcifar.run_folder import (BestEpoch, Recorder, Stopped, TimeLimit, clear_partial, finish_run, kept_run,
                                mark_partial, prepare_run_dir, restore_checkpoint, saved_phase)
 from kcifar.settings import RunSettings
@@ -156,8 +155,8 @@ def train(config, data, run_dir, settings=None):
     with running(config, data, run_dir, settings) as run:
         model = compile_model(config, data, run.steps_per_epoch, settings.seed)
         run.restore(model)
-        run.fit_epochs(model, config.epochs)
-        return run.finish(model)
+        run.fit_epochs(config.epochs)
+        return run.finish()
 
 
 @contextlib.contextmanager
@@ -176,10 +175,12 @@ def running(config, data, run_dir, settings, **recorded):
 
 
 class Run:
-    """One run as it trains into its folder: made ready (settings.json
-    written, or a resume checked against it) and Keras started for it
-    (precision, seeds); then `restore` into the built model, `fit_epochs` once
-    per phase, and `finish`.
+    """One run as it trains into its folder: Keras started for it
+    (precision, seeds), then `restore`, which takes the compiled model,
+    `fit_epochs` once per phase, and `finish`. The folder is made ready
+    (settings.json written, or a resume checked against it) when the run
+    first needs it: in `restore`, or in `saved_phase`, which the pretrained
+    step asks before it compiles its model.
 
     Args:
         config, data, run_dir, settings: as `train`'s.
@@ -189,33 +190,48 @@ class Run:
     def __init__(self, config, data, run_dir, settings, recorded):
         self.config, self.data, self.run_dir, self.settings = config, data, run_dir, settings
         self.started = time.time() if settings.started is None else settings.started
-        record = settings_record(config, data, settings, **recorded)
-        self.checkpoint = prepare_run_dir(run_dir, record, settings.overwrite)
+        self.recorded, self.opened, self.checkpoint = recorded, False, None
         runtime.start_run(settings.precision, settings.seed)
         self.steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
         self.history, self.best, self.limit = [], BestEpoch(), None
 
+    def open(self):
+        """Makes the folder ready, once; keeps the checkpoint to resume from."""
+        if not self.opened:
+            record = settings_record(self.config, self.data, self.settings, **self.recorded)
+            self.checkpoint = prepare_run_dir(self.run_dir, record, self.settings.overwrite)
+            self.opened = True
+
     def saved_phase(self):
         """The training phase the checkpoint was saved in (1 without one):
         the model is compiled for it before `restore`."""
+        self.open()
         return saved_phase(self.checkpoint) if self.checkpoint else 1
 
     def restore(self, model):
-        """Puts the checkpoint's state (weights, optimizer, random
-        generators, history, best epoch) into `model`, if there is one,
-        and starts the time limit's count."""
+        """Takes the compiled `model` the run trains: puts the checkpoint's
+        state (weights, optimizer, random generators, history, best epoch)
+        into it if there is one, makes the callbacks of every phase (the
+        recorder, the time limit, whose count starts now, TensorBoard's), and
+        keeps its network, what is tested and saved."""
+        self.open()
         if self.checkpoint:
             self.history, self.best = restore_checkpoint(self.checkpoint, model)
         if self.history:
             print(f"resuming {self.run_dir} after epoch {len(self.history)} of {self.config.epochs}", flush=True)
         if len(self.history) < self.config.epochs:
             clear_partial(self.run_dir)
+        self.recorder = Recorder(self.run_dir, self.history, best=self.best)
+        self.callbacks = [self.recorder]
         if self.settings.time_limit is not None:
             # The test passes still to come (the last epoch's weights, then the
             # best validation epoch's) cost about this many validation passes.
             test_per_val = 2 * len(self.data.y_test) / max(len(self.data.y_val), 1)
             self.limit = TimeLimit(self.started + self.settings.time_limit, self.history, test_per_val,
                                    self.config.epochs)
+            self.callbacks.append(self.limit)
+        self.callbacks += tensorboard_logs.callbacks_for(self.settings.tensorboard, self.run_dir)
+        self.model, self.network = model, inference_network(model)  # the network: without the augmentation block
 
     def done(self, epochs):
         """Whether no epoch up to `epochs` is left to train: the run has
@@ -226,20 +242,18 @@ class Run:
     def stopped(self):
         return self.limit is not None and self.limit.stopped
 
-    def fit_epochs(self, model, epochs, phase=1):
-        """Trains `model` on from the epochs done up to `epochs` (`fit_rung`),
-        checkpointing every epoch in `phase` (nothing when `done`)."""
+    def fit_epochs(self, epochs, phase=1):
+        """Trains the model on from the epochs done up to `epochs`
+        (`fit_rung`), checkpointing every epoch in `phase` (nothing when
+        `done`)."""
         if self.done(epochs):
             return
-        callbacks = [Recorder(self.run_dir, self.history, phase, self.best)]
-        if self.limit is not None:
-            callbacks.append(self.limit)
-        callbacks += tensorboard_logs.callbacks_for(self.settings.tensorboard, self.run_dir)
-        fit_rung(model, self.config, self.data, seed=self.settings.seed, initial_epoch=len(self.history),
-                 epochs=epochs, verbose=self.settings.verbose, callbacks=callbacks)
+        self.recorder.phase = phase
+        fit_rung(self.model, self.config, self.data, seed=self.settings.seed, initial_epoch=len(self.history),
+                 epochs=epochs, verbose=self.settings.verbose, callbacks=self.callbacks)
 
-    def finish(self, model):
-        """Tests the trained `model` once and writes the run's last files
+    def finish(self):
+        """Tests the trained model once and writes the run's last files
         (model.keras, metrics.json); returns the metrics dict. A run the
         time limit stopped is marked partial instead, and raises Stopped."""
         if self.stopped:
@@ -248,13 +262,31 @@ class Run:
             raise Stopped(f"stopped by --time-limit after {len(self.history)} of "
                           f"{counted(self.config.epochs, 'epoch')}; --resume continues")
         eval_start = time.perf_counter()
-        network = inference_network(model)  # without the augmentation block
-        test = score_predictions(network.predict(self.data.x_test, batch_size=512, verbose=0), self.data.y_test)
-        read_out = self.best and best_read_out(network, model, self.best, len(self.history), test, self.data)
+        probs = self.network.predict(self.data.x_test, batch_size=512, verbose=0)
+        test = score_predictions(probs, self.data.y_test)
+        read_out = self.best and best_read_out(self.network, self.model, self.best, len(self.history), test,
+                                               self.data)
         metrics = metrics_record(self.config, self.data, self.history, test, self.settings,
                                  eval_seconds=time.perf_counter() - eval_start, best=read_out)
-        finish_run(self.run_dir, network, metrics)
+        finish_run(self.run_dir, self.network, metrics)
         return metrics
+
+
+def score_predictions(probs, labels):
+    """Accuracy, cross-entropy, per-class accuracy and confusion matrix of
+    the class probabilities `probs` against `labels`."""
+    labels = np.asarray(labels).astype(int)
+    predicted = probs.argmax(axis=1)
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
+    picked = probs[np.arange(len(labels)), labels].astype(np.float64)
+    return {
+        "test_accuracy": float((predicted == labels).mean()),
+        "test_loss": float(-np.log(np.clip(picked, 1e-12, 1.0)).mean()),
+        "per_class_accuracy": [round(float(a), 4) for a in per_class],
+        "confusion_matrix": confusion.tolist(),
+    }
 
 
 def best_read_out(network, model, best, epochs, test, data):
@@ -276,7 +308,7 @@ def best_read_out(network, model, best, epochs, test, data):
 
 def metrics_record(config, data, history, test, settings, *, eval_seconds, best=None):
     """What metrics.json holds: the run's settings, its test scores
-    (`kcifar.results.score_predictions`), the last epoch's training and
+    (`score_predictions`), the last epoch's training and
     validation figures, the generalization gaps (training accuracy minus
     test accuracy: Keras's running one, which the lecture's figures show,
     and the clean one), the best validation epoch's figures (`best`:

@@ -9,7 +9,7 @@ import pytest
 from helpers import save_tiny_model
 
 from kcifar import files
-from kcifar.results import score_predictions
+from kcifar.train import score_predictions
 from kcifar.evaluate import load_model, main
 
 

@@ -1,20 +1,4 @@
-import numpy as np
-import pytest
-
-from kcifar.results import score_predictions, summary_line
-
-
-def test_scores_a_known_confusion():
-    labels = np.array([0, 0, 1, 1, 2])
-    probs = np.full((5, 10), 0.01)
-    for i, guess in enumerate([0, 1, 1, 1, 0]):
-        probs[i, guess] = 0.91
-    result = score_predictions(probs, labels)
-    assert result["test_accuracy"] == pytest.approx(3 / 5)
-    assert result["per_class_accuracy"][:3] == [0.5, 1.0, 0.0]
-    assert result["confusion_matrix"][0][:2] == [1, 1] and result["confusion_matrix"][2][0] == 1
-    picked = [0.91, 0.01, 0.91, 0.91, 0.01]
-    assert result["test_loss"] == pytest.approx(-np.mean(np.log(picked)))
+from kcifar.results import summary_line
 
 
 def test_summary_line_carries_the_evidence():

@@ -14,7 +14,7 @@ from kcifar import files
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
 from kcifar.results import HISTORY_COLUMNS
-from kcifar.train import learning_rate, train
+from kcifar.train import learning_rate, score_predictions, train
 
 
 def test_a_run_writes_its_folder(tiny_data, tmp_path):
@@ -96,3 +96,16 @@ def test_the_learning_rate_is_constant_until_a_rung_decays_it_once_per_epoch():
     schedule = learning_rate(Config().replace(lr_decay=0.5), steps_per_epoch=10)
     rates = [float(keras.ops.convert_to_numpy(schedule(step))) for step in (0, 9, 10, 19, 20)]
     np.testing.assert_allclose(rates, [1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4], rtol=1e-6)
+
+
+def test_scores_a_known_confusion():
+    labels = np.array([0, 0, 1, 1, 2])
+    probs = np.full((5, 10), 0.01)
+    for i, guess in enumerate([0, 1, 1, 1, 0]):
+        probs[i, guess] = 0.91
+    result = score_predictions(probs, labels)
+    assert result["test_accuracy"] == pytest.approx(3 / 5)
+    assert result["per_class_accuracy"][:3] == [0.5, 1.0, 0.0]
+    assert result["confusion_matrix"][0][:2] == [1, 1] and result["confusion_matrix"][2][0] == 1
+    picked = [0.91, 0.01, 0.91, 0.91, 0.01]
+    assert result["test_loss"] == pytest.approx(-np.mean(np.log(picked)))
