@@ -28,6 +28,11 @@ BUDGETS = {
     "small": Budget("small", 5000, 20),
 }
 FULL = "full"
+# What a run of the full budget records when it trains other epochs than its
+# rung's (--epochs, --config) or a subset of the training split
+# (--limit-train): the report sets it apart from the rung's result. Not a
+# --budget of its own; its run folder is named as a full run's.
+CUSTOM = "custom"
 
 
 def get(name):

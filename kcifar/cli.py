@@ -85,11 +85,12 @@ def rung_trainer(args):
 
 def _run(config, args, trainer):
     # The flags that make the config first: a mistake costs no wait for Keras and the backend.
+    own = config
     config, seeds = checked_flags(config, args)
     check_backend(quiet=args.quiet)
     from kcifar.run_folder import RunError, Stopped, kept_run
 
-    settings = run_settings(args, seeds[0])
+    settings = run_settings(args, seeds[0], recorded_budget(args, own, config))
     run_dirs = [run_dir_of(args, config, seed) for seed in seeds]
     kept = []
     for run_dir in run_dirs:  # every seed's folder before the first trains: no refusal after hours of training
@@ -131,15 +132,25 @@ def checked_flags(config, args):
     return config, seeds_of(args)
 
 
-def run_settings(args, seed):
-    """The settings of the run of `seed` from the flags (`RunSettings`,
-    which checks them, TensorBoard's TensorFlow included: call after
-    `check_backend`); UsageError (one line) for one it refuses."""
+def recorded_budget(args, own, config):
+    """The budget a run records: --budget's, but custom for the full budget
+    with other epochs than the rung's `own` config (--epochs, --config) or a
+    training subset (--limit-train), as the report tells them apart."""
+    if args.budget == budgets.FULL and (args.limit_train is not None or config.epochs != own.epochs):
+        return budgets.CUSTOM
+    return args.budget
+
+
+def run_settings(args, seed, budget):
+    """The settings of the run of `seed` from the flags and the `budget` it
+    records (`RunSettings`, which checks them, TensorBoard's TensorFlow
+    included: call after `check_backend`); UsageError (one line) for one it
+    refuses."""
     from kcifar.settings import RunSettings
 
     try:
         return RunSettings(
-            seed=seed, precision=args.precision, budget=args.budget, resume=args.resume,
+            seed=seed, precision=args.precision, budget=budget, resume=args.resume,
             overwrite=args.overwrite, deterministic=args.deterministic, verbose=0 if args.quiet else 1,
             tensorboard=args.tensorboard, time_limit=args.time_limit, started=started(),
         )

@@ -21,7 +21,7 @@ import csv
 import os
 
 from kcifar import files
-from kcifar.budgets import FULL
+from kcifar.budgets import CUSTOM, FULL
 
 SETTINGS_FILE = "settings.json"
 CHECKPOINT_FILE = "checkpoint.npz"
@@ -59,8 +59,9 @@ class RunFolderError(ValueError):
 
 def folder_name(rung, budget, backend, seed):
     """<rung>-<backend>-seed<S>, with the budget after the rung unless it is
-    the full schedule, so that runs of two budgets never share a folder."""
-    return f"{rung}{'' if budget == FULL else '-' + budget}-{backend}-seed{seed}"
+    the full schedule (a custom run's included), so that runs of two budgets
+    never share a folder."""
+    return f"{rung}{'' if budget in (FULL, CUSTOM) else '-' + budget}-{backend}-seed{seed}"
 
 
 def state(run_dir):

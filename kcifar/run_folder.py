@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from kcifar import files
-from kcifar.budgets import FULL
+from kcifar.budgets import CUSTOM, FULL
 from kcifar.results import (CHECKPOINT_FILE, CLEAN_ACCURACY, HISTORY_COLUMNS, HISTORY_FILE, METRICS_FILE, MODEL_FILE,
                             PARTIAL_FILE, RUN_FILES, SETTINGS_FILE, state)
 
@@ -113,8 +113,12 @@ def changed_settings(saved, settings):
     """The settings that differ, for a resume. The code version may change
     between the two; folders written before a setting existed (budget,
     data checksum, data notes) are compared on what they hold, and their
-    data description, which named a machine path, is not compared."""
+    data description, which named a machine path, is not compared. A
+    custom run (other epochs or training images than its rung's) recorded
+    its budget as full before custom was recorded: the same."""
     saved = {"budget": FULL, **saved}
+    if saved["budget"] == FULL and settings.get("budget") == CUSTOM:
+        saved["budget"] = CUSTOM  # the config or the data tells a custom run from a full one
     changed = {k for k in set(saved) | set(settings) if k != "code" and saved.get(k) != settings.get(k)}
     old, new = saved.get("data", {}), settings.get("data", {})
     if "description" in old or "notes" not in old:

@@ -11,7 +11,7 @@ can write, for a run that asks for its logs.
 
 import dataclasses
 
-from kcifar.budgets import BUDGETS, FULL
+from kcifar.budgets import BUDGETS, CUSTOM, FULL
 from kcifar.config import PRECISIONS
 
 
@@ -23,7 +23,8 @@ class RunSettings:
         seed: seeds weights, batches, augmentation, noise and dropout.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
         budget: the name of the `kcifar.budgets` budget that made the
-            config and the data (recorded, and compared on resume).
+            config and the data, or "custom" for the full budget with other
+            epochs or training images (recorded, and compared on resume).
         resume: continue the run the folder holds from its last finished
             epoch; a complete run is kept as it is.
         overwrite: delete the folder's run files and start afresh (over
@@ -60,8 +61,9 @@ class RunSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"--precision must be one of {', '.join(PRECISIONS)}. "
                              f"Received: --precision {self.precision}")
-        if self.budget not in BUDGETS:
-            raise ValueError(f"--budget must be one of {', '.join(BUDGETS)}. Received: --budget {self.budget}")
+        if self.budget not in (*BUDGETS, CUSTOM):
+            raise ValueError(f"--budget must be one of {', '.join((*BUDGETS, CUSTOM))}. "
+                             f"Received: --budget {self.budget}")
         check_time_limit(self.time_limit)
         if self.tensorboard is not None:
             from kcifar import tensorboard  # imports Keras: only for a run that writes logs

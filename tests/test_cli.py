@@ -113,9 +113,10 @@ def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
     assert code == 0 and [m["seed"] for m in results] == [0, 1]
     for seed in (0, 1):
         run_dir = tmp_path / "runs" / f"trick4-{keras.backend.backend()}-seed{seed}"
-        settings = files.read_json(run_dir / "settings.json")
+        settings, metrics = (files.read_json(run_dir / f) for f in ("settings.json", "metrics.json"))
         assert settings["config"]["dropout"] == 0.1 and settings["config"]["l2"] == 0.002
         assert settings["data"]["train"] == 50
+        assert settings["budget"] == metrics["budget"] == "custom"  # other epochs and images than the rung's
     assert out.count("  run folder: ") == 2 and out.count(" gap ") == 2  # one summary line per seed
 
 
@@ -132,6 +133,21 @@ def test_a_budget_names_its_folder_and_is_recorded(tiny_dir, tmp_path, capsys, m
     # The code version: this checkout's commit (or nothing outside a git checkout).
     assert set(metrics["code"]) == set(settings["code"]) == {"commit", "dirty"}
     assert not os.path.isabs(settings["data"]["source"]) and not os.path.isabs(metrics["data"]["source"])
+
+
+@pytest.mark.parametrize("flags, budget", [
+    ([], "full"), (["--epochs", "50"], "full"),  # the rung's own epochs
+    (["--epochs", "3"], "custom"), (["--limit-train", "500"], "custom"), (["--budget", "small"], "small"),
+])
+def test_a_run_of_the_full_budget_with_other_epochs_or_images_records_custom(tmp_path, flags, budget):
+    from kcifar import results
+    from kcifar.cli import checked_flags, parser, recorded_budget
+
+    args = parser("p", "").parse_args(flags)
+    config, _ = checked_flags(TINY, args)
+    assert recorded_budget(args, TINY, config) == budget
+    assert results.folder_name("trick4", budget, "jax", 0) == ("trick4-small-jax-seed0" if budget == "small"
+                                                               else "trick4-jax-seed0")
 
 
 def test_flags_are_checked_before_keras_loads(tmp_path):

@@ -6,7 +6,7 @@ import os
 import statistics
 
 import pytest
-from helpers import DATA, OLD_DATA, write_run, write_summary
+from helpers import DATA, OLD_DATA, SUBSET_DATA, write_run, write_summary
 
 from kcifar import files
 from kcifar.experiments import rung
@@ -289,6 +289,17 @@ def test_a_step_beyond_the_ladder_is_compared_with_its_own_config(tmp_path):
     # Other epochs than its own module's: a quick check, not its result.
     assert runs.load_run(write_run(tmp_path / "c", name="pretrained", epochs=1,
                                    config_changes={"epochs": 1})).budget == "custom"
+
+
+@pytest.mark.parametrize("recorded", ["custom", "full"])  # as runs record it now, and did before
+def test_a_run_with_other_epochs_or_a_training_subset_is_custom_whichever_budget_it_recorded(tmp_path, recorded):
+    fewer = runs.load_run(write_run(tmp_path / "a", name="trick4", epochs=1, budget=recorded,
+                                    config_changes={"epochs": 1}, folder="trick4-jax-seed0"))
+    subset = runs.load_run(write_run(tmp_path / "b", name="trick4", budget=recorded, data=SUBSET_DATA,
+                                     folder="trick4-jax-seed0"))
+    assert (fewer.budget, subset.budget) == ("custom", "custom")
+    assert fewer.recorded_budget == subset.recorded_budget == recorded
+    assert fewer.variant == subset.variant == ()
 
 
 def test_runs_on_pngs_marked_lossy_by_an_older_version_share_the_data_of_newer_ones(tmp_path):

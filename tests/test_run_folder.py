@@ -155,6 +155,10 @@ def test_resume_accepts_settings_written_before_budgets_and_code_versions(tiny_d
     assert changed_settings({**before_notes, "data": {**before_notes["data"], "checksum": "abd"}}, now) == ["data"]
     assert changed_settings({**now, "data": {**now["data"], "notes": ["custom set: ..."]}}, now) == ["data"]
     assert changed_settings({**now, "budget": "small"}, now) == ["budget"]
+    # A custom run recorded its budget as full before custom was recorded; not the other way round.
+    custom = {**now, "budget": "custom"}
+    assert changed_settings(now, custom) == changed_settings(old, custom) == []
+    assert changed_settings(custom, now) == ["budget"]
     assert changed_settings({**old, "config": SMALL.replace(dropout=0.5).to_dict()}, now) == ["config"]
 
 

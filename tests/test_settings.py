@@ -25,7 +25,7 @@ def test_a_time_limit_that_is_not_positive_is_refused(limit):
 @pytest.mark.parametrize("changes, message", [
     ({"precision": "float64"}, "--precision must be one of float32, mixed_bfloat16, mixed_float16. "
                                "Received: --precision float64"),
-    ({"budget": "huge"}, "--budget must be one of full, small. Received: --budget huge"),
+    ({"budget": "huge"}, "--budget must be one of full, small, custom. Received: --budget huge"),
 ])
 def test_a_precision_or_budget_that_no_run_knows_is_refused(changes, message):
     with pytest.raises(ValueError) as refused:
@@ -45,6 +45,7 @@ def test_tensorboard_logs_without_tensorflow_are_refused_in_one_line(monkeypatch
 
 
 def test_the_settings_are_one_frozen_value():
+    assert RunSettings(budget="custom").budget == "custom"  # what a full run with other epochs or images records
     settings = RunSettings(seed=3, resume=True)
     with pytest.raises(AttributeError):
         settings.seed = 4
