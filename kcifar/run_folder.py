@@ -149,7 +149,8 @@ class Recorder(keras.callbacks.Callback):
     """Keeps the history and writes a checkpoint after every epoch.
 
     A NaN loss stops the run before its epoch is saved, so the last good
-    checkpoint stays for a later --resume.
+    checkpoint stays for a later --resume; its error starts a line of its
+    own.
 
     Args:
         run_dir: the run folder.
@@ -174,6 +175,10 @@ class Recorder(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if not all(math.isfinite(logs.get(k, 0.0)) for k in ("loss", "val_loss")):
+            if self.params.get("verbose") in (1, "auto"):
+                # Keras ends its progress bar's line after the callbacks: end it
+                # now, or the error is printed at the end of the bar.
+                print(flush=True)
             raise RunError(
                 f"loss became NaN or infinite in epoch {epoch + 1}; the last good "
                 f"checkpoint (epoch {epoch}) is kept in {self.run_dir}"

@@ -14,6 +14,7 @@ import pytest
 from helpers import SMALL, interrupt_after_first_epoch, quiet, run_history, without_timing
 
 from kcifar.run_folder import Recorder, RunError, changed_settings
+from kcifar.settings import RunSettings
 from kcifar.train import train
 
 
@@ -110,6 +111,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path, 
     history = run_history(run_dir)
     assert history[:1] == first and [row["epoch"] for row in history] == [1, 2]
     assert metrics["epochs"] == 2 and not (run_dir / "checkpoint.npz").exists()
+
+
+def test_a_nan_loss_ends_the_progress_bars_line_before_its_error_is_shown(tiny_data, tmp_path, monkeypatch,
+                                                                          capsys):
+    with monkeypatch.context() as m:
+        on_epoch_begin_also(m, poison_weights)
+        with pytest.raises(RunError, match="NaN or infinite in epoch 2"):
+            train(SMALL.replace(epochs=2), tiny_data, str(tmp_path / "nan"), RunSettings(verbose=1))
+    out = capsys.readouterr().out
+    assert "━" in out.splitlines()[-1] and out.endswith("\n")  # epoch 2's bar, its line ended
 
 
 @pytest.mark.parametrize("setup, flags, message", [
