@@ -34,7 +34,8 @@ import statistics
 import sys
 
 from kcifar import files, results
-from kcifar.cli import BACKENDS, Parser, UsageError, error
+from kcifar.cli import BACKENDS
+from kcifar.command import Parser, UsageError, error
 from kcifar.experiments import rung
 
 PROG = "python -m kcifar.study"

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from helpers import SMALL, quiet, run_history, without_timing
 
-from kcifar import files
+from kcifar import files, runtime
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
+from kcifar.models import build_model, inference_network
 from kcifar.results import HISTORY_COLUMNS
 from kcifar.train import learning_rate, score_predictions, train
 
@@ -55,8 +56,19 @@ def test_same_seed_same_history_other_seed_other(tiny_data, tmp_path):
 def test_every_rung_trains_a_step_and_evaluates(tiny_data, tmp_path, name):
     config = rung(name).CONFIG.replace(epochs=1, batch_size=len(tiny_data.y_train))
     metrics = train(config, tiny_data, str(tmp_path / name), quiet())
-    assert metrics["name"] == name and 0.0 <= metrics["test_accuracy"] <= 1.0
-    assert np.isfinite(metrics["test_loss"]) and metrics["rung"] == RUNGS.index(name)
+    assert (metrics["name"], metrics["rung"], metrics["epochs"]) == (name, RUNGS.index(name), 1)
+    # What is saved is the rung's own network, one step away from the weights it was built with.
+    saved = keras.saving.load_model(tmp_path / name / "model.keras")
+    runtime.start_run("float32", 0)
+    built = inference_network(build_model(config, *tiny_data.channel_stats(), seed=0))
+    assert [layer.name for layer in saved.layers] == [layer.name for layer in built.layers]
+    assert any(not np.array_equal(a, b) for a, b in zip(saved.get_weights(), built.get_weights()))
+    # The test scores are that network's on the test split.
+    probs = saved.predict(tiny_data.x_test, batch_size=512, verbose=0)
+    expected = score_predictions(probs, tiny_data.y_test)
+    assert metrics["test_accuracy"] == expected["test_accuracy"]
+    assert metrics["confusion_matrix"] == expected["confusion_matrix"]
+    assert metrics["test_loss"] == pytest.approx(expected["test_loss"], rel=1e-5)
 
 
 OTHER_BACKEND = {"tensorflow": "jax", "jax": "torch", "torch": "tensorflow"}

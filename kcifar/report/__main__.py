@@ -25,7 +25,7 @@ import os
 import sys
 
 from kcifar import files
-from kcifar.cli import Parser, UsageError, error
+from kcifar.command import Parser, UsageError, error
 from kcifar.report import figures
 from kcifar.report.runs import Skipped, collect, find_runs, group_runs, load_tuner, short_names
 from kcifar.report.table import GENERATED_HEADER, page, sections
