@@ -6,6 +6,15 @@ the network behind it (`kcifar.models.inference_network`), which never holds
 these layers. Its random state lives in Keras `SeedGenerator`s, so it is part
 of the model's variables and a checkpoint keeps it.
 
+Each layer makes one random call per batch, whatever the batch holds:
+`RandomCropResize` one uniform (N, 4) draw (scale, angle and centre of every
+image), `RandomTranslate` one integer (N, 2) draw, Keras's `RandomFlip` one
+uniform draw; the draws are mapped onto their ranges with tensor operations
+and nothing is read back to the host. The count matters on torch, where
+every seeded call goes through Keras's `torch_seed_generator`: a graph
+break under `torch.compile`, and a device-to-host read of the seed state on
+a GPU.
+
 The flip is Keras's own `RandomFlip` (per image, compiles everywhere). The
 crop-and-resize and rotation are `RandomCropResize` below, and the
 translation (pad and crop back) `RandomTranslate`, not Keras's
@@ -66,11 +75,12 @@ class RandomCropResize(layers.Layer):
 
     Per image: a window side s in [min_scale, max_scale] x the image side,
     an angle in [-max_rotation, max_rotation] degrees, and a centre, all
-    uniform. The centre keeps an unrotated window inside the image, or, for a
-    window larger than the image (s > 1, the image shrunk), the image inside
-    the window. The window is resampled bilinearly; where it leaves the
-    image, the edge pixels are repeated. At inference the input passes
-    through, only cast to the layer's dtype.
+    uniform, drawn for the whole batch in one random call. The centre keeps
+    an unrotated window inside the image, or, for a window larger than the
+    image (s > 1, the image shrunk), the image inside the window. The
+    window is resampled bilinearly; where it leaves the image, the edge
+    pixels are repeated. At inference the input passes through, only cast
+    to the layer's dtype.
 
     Args:
         min_scale: smallest window side, as a fraction of the image side,
@@ -103,17 +113,19 @@ class RandomCropResize(layers.Layer):
         return crop_resize(images, *self.draw(ops.shape(images)[0], images.shape[1]))
 
     def draw(self, n, size):
-        """The transform of each of `n` images: (scale, angle in radians, cy, cx)."""
-        uniform = lambda low, high: keras.random.uniform(  # noqa: E731
-            (n,), low, high, dtype="float32", seed=self.seed_generator
-        )
-        scale = uniform(self.min_scale, self.max_scale)
-        angle = uniform(-1.0, 1.0) * math.radians(self.max_rotation)
+        """The transform of each of `n` images: (scale, angle in radians, cy, cx).
+
+        One random call for the batch: a uniform (n, 4) draw on [0, 1),
+        one column per quantity, mapped onto its range on the device.
+        """
+        u = ops.unstack(keras.random.uniform((n, 4), dtype="float32", seed=self.seed_generator), 4, axis=1)
+        scale = self.min_scale + u[0] * (self.max_scale - self.min_scale)
+        angle = (2.0 * u[1] - 1.0) * math.radians(self.max_rotation)
         half = size / 2 * scale
         # Centre uniform between half and size - half on each axis (in
         # either order: for a window larger than the image, half is the greater).
-        cy = half + uniform(0.0, 1.0) * (size - 2 * half)
-        cx = half + uniform(0.0, 1.0) * (size - 2 * half)
+        cy = half + u[2] * (size - 2 * half)
+        cx = half + u[3] * (size - 2 * half)
         return scale, angle, cy, cx
 
     def compute_output_shape(self, input_shape):

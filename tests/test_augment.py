@@ -5,9 +5,11 @@ from reference_augment import crop_resize as reference_crop_resize
 from reference_augment import draw as reference_draw
 from reference_augment import translate as reference_translate
 
-from kcifar.augment import RandomCropResize, RandomTranslate, augmentation_layers, augments, crop_resize, translate
+from kcifar.augment import (RandomCropResize, RandomTranslate, augmentation_layers, augments, crop_resize, crops,
+                            translate)
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
+from kcifar.models import build_model
 
 
 def batch(n=16, seed=0):
@@ -79,8 +81,10 @@ def test_drawn_transforms_follow_the_pipelines_distributions(min_scale, rotation
     half = 16 * scale
     for c in (cy, cx):
         assert is_uniform((c - half) / np.maximum(32 - 2 * half, 1e-6))
-    # The four draws are independent of one another.
-    assert abs(np.corrcoef(scale, cy)[0, 1]) < 0.03 and abs(np.corrcoef(cy, cx)[0, 1]) < 0.03
+    # The four draws (columns of one random call) are independent of one another.
+    drawn = [scale, angle, cy, cx] if rotation else [scale, cy, cx]
+    correlations = np.corrcoef(drawn)[np.triu_indices(len(drawn), 1)]
+    assert np.abs(correlations).max() < 0.03
 
 
 def test_a_window_larger_than_the_image_shrinks_it_and_repeats_the_edges():
@@ -204,3 +208,65 @@ def test_why_not_kerass_own_layers():
                   keras.layers.RandomTranslation(0.1, 0.1)):
         assert layer.supports_jit is False
     assert RandomCropResize(0.5, 15.0).supports_jit and keras.layers.RandomFlip().supports_jit
+
+
+def draws_per_call(layer, x):
+    """The random calls each seeded layer in `layer` (a layer or a model)
+    makes in one training call, by name: how far its SeedGenerator's counter
+    moves (every keras.random call on a generator moves it by one, on every
+    backend), and the total over all the generators the model holds."""
+    def generator_of(one):
+        return getattr(one, "seed_generator", None) or getattr(one, "generator", None)
+
+    def walk(one):
+        yield one
+        for inner in getattr(one, "layers", []):
+            yield from walk(inner)
+
+    seeded = {one.name: generator_of(one) for one in walk(layer) if generator_of(one) is not None}
+    states = [v for v in layer.variables if v.path.endswith("seed_generator_state")]
+    counter = lambda generator: int(numpy(generator.state)[1])  # noqa: E731
+    before = {name: counter(g) for name, g in seeded.items()}
+    total_before = sum(int(numpy(v)[1]) for v in states)
+    layer(x, training=True)
+    return ({name: counter(g) - before[name] for name, g in seeded.items()},
+            sum(int(numpy(v)[1]) for v in states) - total_before)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RandomCropResize(0.6, 15.0, seed=0), lambda: RandomCropResize(0.8, max_scale=1.25),
+    lambda: RandomTranslate(4, seed=0), lambda: keras.layers.RandomFlip("horizontal", seed=0),
+], ids=["crop-rotate", "crop-shrink", "translate", "keras-flip"])
+@pytest.mark.parametrize("n", [1, 64])
+def test_each_augmentation_layer_draws_once_a_batch(make, n):
+    # One random call a batch, whatever its size (RandomCropResize drew in
+    # four calls before: scale, angle, and the centre's two coordinates).
+    layer = make()
+    per_layer, total = draws_per_call(layer, batch(n).astype("float32"))
+    assert per_layer == {layer.name: 1} and total == 1
+
+
+# One rung of each set of random layers (trick2, 4, 6, 8 and 9 repeat the one before).
+@pytest.mark.parametrize("name", ["baseline", "trick1", "trick3", "trick5", "trick7"])
+def test_a_training_step_draws_once_for_each_random_layer(name):
+    # The count a step of a rung makes: one random call for each layer that
+    # draws (crop, translation, flip, input noise, each stage's dropout), 7
+    # for rungs 5-9 (10 while the crop drew four times).
+    config = rung(name).CONFIG.replace(widths=(4,) * len(rung(name).CONFIG.widths), dense_units=8)
+    model = build_model(config, [125.0] * 3, [63.0] * 3, seed=0)
+    per_layer, total = draws_per_call(model, batch(4).astype("float32"))
+    expected = (crops(config) + (config.translate > 0) + config.flip + (config.input_noise > 0)
+                + len(config.widths) * (config.dropout > 0))
+    assert set(per_layer.values()) <= {1} and len(per_layer) == expected and total == expected
+    assert total == {"baseline": 0, "trick1": 1, "trick3": 5, "trick5": 7, "trick7": 7}[name]
+
+
+def test_a_restored_seed_state_gives_the_same_draws():
+    # Resume: the generator's state is the layer's only random state, a
+    # variable a checkpoint keeps, and it alone fixes the next draw.
+    x = batch().astype("float32")
+    ran, fresh = RandomCropResize(0.6, 15.0, seed=7), RandomCropResize(0.6, 15.0, seed=99)
+    ran(x, training=True)
+    assert ran.variables == [ran.seed_generator.state]
+    fresh.seed_generator.state.assign(ran.seed_generator.state)
+    np.testing.assert_array_equal(numpy(fresh(x, training=True)), numpy(ran(x, training=True)))
