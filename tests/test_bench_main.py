@@ -145,7 +145,20 @@ def test_profile_lines_table_operations_when_every_path_has_them():
     lines = bench.profile_lines("tensorflow", profile)
     assert "profile, operations" in lines[1] and "over 4 steps" in lines[1]
     assert lines[3].split()[:2] == ["Mul", "3.5"] and lines[4].split()[-1] == "-"  # largest first; Mean only in one
-    assert lines[5].split() == ["all", "operations", "4.5", "1.5"]
+    assert lines[5].replace(" ", "") == "alloperations4.5(12)1.5(4)"  # ms and operations dispatched per step
     del profile["tf_function"]["ops"]
     assert "Python functions" in bench.profile_lines("tensorflow", profile)[1]
     assert bench.profile_lines("jax", None) == []
+
+
+def test_profile_lines_say_what_dynamo_made_of_the_compiled_step():
+    ops = {"aten::mm": [1.0, 2.0]}
+    profile = {"steps": 2, "keras_step": {"ops": ops},
+               "keras_jit_step": {"ops": ops, "dynamo": {"graphs": 3, "graph_breaks": 2,
+                                                         "break_reasons": {"disabled function": 2}}}}
+    lines = bench.profile_lines("torch", profile)
+    assert lines[-2:] == ["torch: keras_jit_step under torch._dynamo.explain: 3 graphs, 2 graph breaks",
+                          "  2 x disabled function"]
+    profile["keras_jit_step"]["dynamo"] = {"error": "AssertionError: no offset"}
+    assert bench.profile_lines("torch", profile)[-1] == ("torch: keras_jit_step under torch._dynamo.explain: "
+                                                         "failed (AssertionError: no offset)")

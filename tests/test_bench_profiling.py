@@ -41,3 +41,21 @@ def test_tensorflow_ops_are_per_step_by_type():
     matmul = next(op for op in rows if "MatMul" in op)  # oneDNN's name for it where TensorFlow uses oneDNN
     assert rows[matmul][1] == 2.0 and rows[matmul][0] >= 0
     assert "IDLE" not in rows
+
+
+@pytest.mark.skipif(keras.backend.backend() != "torch", reason="torch.compile is torch's")
+def test_torch_graph_breaks_counts_the_breaks_and_reports_a_failure():
+    import torch
+
+    def step(a):
+        b = a * 2
+        torch._dynamo.graph_break()
+        return b + 1
+
+    found = profiling.torch_graph_breaks(step, torch.ones(4))
+    assert found["graphs"] == 2 and found["graph_breaks"] == 1 and sum(found["break_reasons"].values()) == 1
+
+    def broken(a):
+        raise RuntimeError("cannot trace\nmore lines")
+
+    assert profiling.torch_graph_breaks(broken, torch.ones(4)) == {"error": "RuntimeError: cannot trace"}

@@ -274,8 +274,18 @@ def profile_lines(backend, profile, top=12):
         cells = [rows[key].get(p) for p in paths]
         out.append(f"{key[-44:]:44}" + "".join(f"{c[0]:>14.1f} ({c[1]:>5.0f})" if c else f"{'-':>22}" for c in cells))
     if kind == "ops":  # every operation is recorded, so their sum is the profiled step
-        out.append(f"{'all operations':44}" + "".join(f"{sum(ms for ms, _ in profile[p]['ops'].values()):>14.1f}"
-                                                      + " " * 8 for p in paths))
+        # Calls per step, nested ones counted (aten::conv2d and the aten::convolution it calls).
+        totals = [[sum(column) for column in zip(*profile[p]["ops"].values())] for p in paths]
+        out.append(f"{'all operations':44}" + "".join(f"{ms:>14.1f} ({calls:>5.0f})" for ms, calls in totals))
+    for p in paths:
+        if "dynamo" in profile[p]:
+            d = profile[p]["dynamo"]
+            head = f"{backend}: {p} under torch._dynamo.explain: "
+            if "error" in d:
+                out.append(head + f"failed ({d['error']})")
+            else:
+                out.append(head + f"{d['graphs']} graphs, {d['graph_breaks']} graph breaks")
+                out += [f"  {n} x {reason}" for reason, n in list(d["break_reasons"].items())[:8]]
     return out
 
 

@@ -92,6 +92,16 @@ class KerasPath:
         """(wall, CPU) seconds of `steps` steps of fit on a ready batch."""
         return self._fit(ReadyBatches(*self.first_batch, steps), steps)
 
+    def explain(self):
+        """What `torch.compile` makes of Keras's train step on torch, on the
+        first batch (`profiling.torch_graph_breaks`; it runs one step)."""
+        import keras
+
+        from kcifar.bench.profiling import torch_graph_breaks
+
+        x, y = (keras.ops.convert_to_tensor(a) for a in self.first_batch)
+        return torch_graph_breaks(self.model.train_step, (x, y))
+
     def feed_window(self, steps):
         """(wall, CPU) seconds to make `steps` training batches."""
         start = clocks()

@@ -31,6 +31,32 @@ def torch_ops(run, steps):
     return {e.key: [round(e.self_cpu_time_total / 1000 / steps, 2), round(e.count / steps, 2)] for e in rows}
 
 
+def torch_graph_breaks(step, *args):
+    """What `torch.compile` makes of `step(*args)`, from
+    `torch._dynamo.explain` (which runs it once).
+
+    Returns:
+        dict with graphs, graph_breaks and the break reasons (each once,
+        with how often it came), or with error (the exception's type and
+        message) where dynamo could not explain the step.
+    """
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    try:
+        explained = torch._dynamo.explain(step)(*args)
+    except Exception as error:  # noqa: BLE001 - what explain raises is the finding
+        return {"error": f"{type(error).__name__}: {str(error).strip().splitlines()[0] if str(error).strip() else ''}"}
+    finally:
+        torch._dynamo.reset()
+    reasons = {}
+    for reason in explained.break_reasons:
+        text = str(getattr(reason, "reason", reason)).strip().splitlines()[0]
+        reasons[text] = reasons.get(text, 0) + 1
+    return {"graphs": explained.graph_count, "graph_breaks": explained.graph_break_count,
+            "break_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1]))}
+
+
 def tensorflow_ops(run, steps):
     """Self time per step of each TensorFlow operation type while run(steps)
     runs, from TensorFlow's profiler (its trace, read with the converter that

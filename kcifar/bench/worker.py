@@ -205,7 +205,8 @@ def profile_paths(paths, spec, rungs, backend, log):
     from kcifar.bench import profiling
 
     name = spec["rungs"][0]
-    targets = ["keras_step"] + ([rungs[name]["best_plain"]] if rungs[name]["plain"] else [])
+    jit = ["keras_jit_step"] if f"{name}/keras_jit_step" in paths else []
+    targets = ["keras_step"] + jit + ([rungs[name]["best_plain"]] if rungs[name]["plain"] else [])
     out = {"steps": spec["steps"]}
     for target in targets:
         log(f"{backend}: profiling {target}")
@@ -214,6 +215,9 @@ def profile_paths(paths, spec, rungs, backend, log):
         ops = {"torch": profiling.torch_ops, "tensorflow": profiling.tensorflow_ops}.get(backend)
         if ops and (table := ops(run, spec["steps"])):
             out[target]["ops"] = table
+    if jit and backend == "torch":
+        log(f"{backend}: explaining the compiled step (torch._dynamo.explain)")
+        out["keras_jit_step"]["dynamo"] = paths[f"{name}/keras_jit_step"].__self__.explain()  # its KerasPath
     return out
 
 
