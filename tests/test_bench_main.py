@@ -28,6 +28,10 @@ from kcifar.bench import record
         (["--bogus"], "unrecognized arguments"),
         (["--data", "/no/such/data"], "no such file or folder"),
         (["--patch", "/no/such.diff"], "no such file"),
+        (["--widths", "8,8,8"], "--widths must be four positive integers"),
+        (["--widths", "8,8,x,8"], "--widths must be four positive integers"),
+        (["--widths", "8,8,0,8"], "--widths must be four positive integers"),
+        (["--widths", "8,8,8,8", "--full"], "--widths measures one rung's network; not with --full"),
     ],
 )
 def test_bad_flags_give_one_line_and_exit_2(argv, words, capsys, tmp_path):
@@ -95,6 +99,22 @@ def test_runs_end_to_end_and_writes_the_results_file(tmp_path, capsys):
     assert entry["ratios"]["keras_fit"] > 0 and entry["cpu_ratios"]["keras_step"] > 0
     assert set(results["summary"]["keras_vs_plain"][backend]) == {"reference", "keras_step", "keras_fit"}
     assert any(line.startswith(f"{backend}: keras_fit / ") for line in results["findings"])
+
+
+def test_widths_measure_the_rungs_network_at_other_widths(tmp_path, capsys):
+    """Rung 0 at other widths: the Keras network and the hand-written one
+    both take them, and the file says so in its name and settings."""
+    backend = keras.backend.backend()
+    bench.main(["--backends", backend, "--widths", "8,16,16,32", "--batch-size", "4", "--steps", "1",
+                "--windows", "1", "--warmup", "0", "--out", str(tmp_path)])
+    (path,) = glob.glob(str(tmp_path / "baseline-w8x16x16x32-b4-float32-*.json"))
+    with open(path) as f:
+        results = json.load(f)
+    assert results["settings"]["widths"] == [8, 16, 16, 32]
+    entry = results["backends"][backend]["rungs"]["baseline"]
+    # 3x3 convolutions, two a stage, then dense 512 on a 2x2x32 map and the 10 logits.
+    convs = sum(9 * i * o + o for i, o in [(3, 8), (8, 8), (8, 16), (16, 16), (16, 16), (16, 16), (16, 32), (32, 32)])
+    assert entry["params"] == entry["plain_params"] == convs + (2 * 2 * 32 * 512 + 512) + (512 * 10 + 10)
 
 
 def test_a_failing_child_ends_with_one_line(tmp_path):

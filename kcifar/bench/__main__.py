@@ -35,6 +35,9 @@ TARGETS = {"keras_vs_plain": 0.95, "rung5_vs_rung4": 0.90, "augmentation_share":
 def parser():
     p = Parser(prog=PROG, description="Training throughput of the Keras path against hand-written steps.")
     p.add_argument("--rung", help="the rung whose network is measured (default baseline)")
+    p.add_argument("--widths", help="the rung's network with these four stage widths instead, e.g. rung 0 at rung 9's "
+                                    "widths to set the hand-written step beside a wide network: --rung baseline "
+                                    "--widths 128,256,512,1024 (default: the rung's own)")
     p.add_argument("--backends", help="comma-separated subset of tensorflow,torch,jax (default: the installed ones)")
     p.add_argument("--batch-size", type=int,
                    help="images per step (default 128; with --ladder, each rung's own)")
@@ -78,6 +81,19 @@ def parser():
     return p
 
 
+def check_widths(args):
+    """--widths as a tuple of four positive ints, for one rung's bench only."""
+    if args.ladder or args.full:
+        raise UsageError(f"--widths measures one rung's network; not with {'--ladder' if args.ladder else '--full'}")
+    try:
+        widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+        widths = ()
+    if len(widths) != 4 or min(widths) < 1:
+        raise UsageError(f"--widths must be four positive integers, comma-separated. Received: --widths {args.widths}")
+    return widths
+
+
 def check_args(args):
     """Validates the flags and fills in the defaults of the mode (--ladder or
     not); returns the backends to measure."""
@@ -87,6 +103,8 @@ def check_args(args):
             setattr(args, key, value)
     if not args.ladder and args.rung not in RUNGS:
         raise UsageError(f"--rung must be one of {', '.join(RUNGS)}. Received: --rung {args.rung}")
+    if args.widths is not None:
+        args.widths = check_widths(args)
     for flag, value, low in (("--batch-size", 1 if args.batch_size is None else args.batch_size, 1), ("--steps", args.steps, 1),
                              ("--windows", args.windows, 1), ("--warmup", args.warmup, 0),
                              ("--threads", 1 if args.threads is None else args.threads, 1)):
@@ -297,11 +315,11 @@ def run(args, argv):
     started = time.perf_counter()
     if args.data:
         args.data = os.path.abspath(args.data)  # children may run elsewhere (--patch)
-    settings = {k: getattr(args, k) for k in ("rung", "batch_size", "precision", "steps", "windows", "warmup",
-                                              "seed", "threads", "full", "data", "profile", "jit")}
+    settings = {k: getattr(args, k) for k in ("rung", "widths", "batch_size", "precision", "steps", "windows",
+                                              "warmup", "seed", "threads", "full", "data", "profile", "jit")}
     spec = {"rungs": [args.rung] + [r for r in FULL_RUNGS if args.full and r != args.rung],
-            **{k: settings[k] for k in ("batch_size", "precision", "steps", "windows", "warmup", "seed", "threads",
-                                         "full", "data", "profile", "jit")}}
+            **{k: settings[k] for k in ("widths", "batch_size", "precision", "steps", "windows", "warmup", "seed",
+                                         "threads", "full", "data", "profile", "jit")}}
     settings["data"] = args.data and source_name(args.data)  # the file, not where this machine keeps it
     results = {"format": FORMAT, "command": record.command(argv), "settings": settings,
                "machine": machine(), "targets": TARGETS, "patches": patch_records(args.patch), "backends": {}}
@@ -327,7 +345,8 @@ def run(args, argv):
     results["summary"] = summary(results)
     results["findings"] = findings(results)
     results["seconds"] = round(time.perf_counter() - started, 1)
-    name = f"{args.rung}{'-full' if args.full else ''}-b{args.batch_size}-{args.precision}-{record.stamp()}.json"
+    widths = f"-w{'x'.join(map(str, args.widths))}" if args.widths else ""
+    name = f"{args.rung}{widths}{'-full' if args.full else ''}-b{args.batch_size}-{args.precision}-{record.stamp()}.json"
     path = os.path.join(args.out, name)
     files.write_json(path, results)
     print(table(results))

@@ -76,6 +76,8 @@ def add_rung(paths, name, spec, data, backend):
     from kcifar.models import inference_network
 
     config = rung(name).CONFIG.replace(batch_size=spec["batch_size"])
+    if spec.get("widths"):
+        config = config.replace(widths=tuple(spec["widths"]))
     keras_path = KerasPath(config, data, spec["seed"])
     network = inference_network(keras_path.model)  # the augmentation block holds no convolutions
     forward, rows = flops.model_flops(network)
