@@ -95,8 +95,6 @@ class KerasPath:
     def explain(self):
         """What `torch.compile` makes of Keras's train step on torch, on the
         first batch (`profiling.torch_graph_breaks`; it runs one step)."""
-        import keras
-
         from kcifar.bench.profiling import torch_graph_breaks
 
         x, y = (keras.ops.convert_to_tensor(a) for a in self.first_batch)
