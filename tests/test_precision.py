@@ -1,5 +1,5 @@
-"""Mixed precision on every rung, on the CPU: the GPU ladder runs under
-mixed_bfloat16, and a failure there would waste a GPU that is seldom lent."""
+"""Mixed precision on every rung, on the CPU: `--precision mixed_bfloat16` is
+offered for GPUs, and a failure found there would cost GPU time."""
 
 import os
 
