@@ -23,7 +23,8 @@ once that base is known.
 It prints each stage's figures and verdict, and the command of every run
 still to come (with --commands, those alone, one a line: `... --commands |
 xargs -P 10 -I{} sh -c "{} --quiet"` runs ten at once); it writes
-decision.json beside plan.json. A stage whose runs
+decision.json beside plan.json, and verdict-<backend>.md, the same as a
+page with each run's commit and machine. A stage whose runs
 are not all complete is "pending". Exit status 0, or 2 with one line for a
 plan it cannot read.
 """
@@ -41,6 +42,7 @@ from kcifar.experiments import rung
 PROG = "python -m kcifar.study"
 PLAN_FILE = "plan.json"
 DECISION_FILE = "decision.json"
+VERDICT_FILE = "verdict-{backend}.md"  # the decision as a page, with each run's commit and machine
 PREVIOUS_WINNER = "previous winner"  # a stage base that is the stage before's winner
 
 
@@ -61,6 +63,8 @@ def main(argv=None):
     decision = decide(plan, args.folder, args.backend)
     print("\n".join(decision["to_run"]) if args.commands else describe(decision))
     files.write_json(os.path.join(args.folder, DECISION_FILE), decision)
+    files.write_text(os.path.join(args.folder, VERDICT_FILE.format(backend=args.backend)),
+                     verdict_page(plan, decision, args.folder))
     return 0
 
 
@@ -140,9 +144,7 @@ def decide(plan, folder, backend="tensorflow"):
         figures = {}
         for name in names:
             write_config(plan, folder, name, base)
-            run_dirs = {seed: os.path.join(folder, plan["variants"][name]["out"],
-                                           results.folder_name(plan["rung"], "full", backend, seed))
-                        for seed in plan["seeds"]}
+            run_dirs = {seed: run_dir(plan, folder, name, seed, backend) for seed in plan["seeds"]}
             figures[name] = {seed: figure(run_dir, last) for seed, run_dir in run_dirs.items()}
             decision["to_run"] += [run_command(plan, folder, name, seed) for seed, f in figures[name].items()
                                    if f is None]
@@ -160,6 +162,70 @@ def decide(plan, folder, backend="tensorflow"):
         entry.update(passed=passed, winner=winner, verdict="decided")
     decision["margins"] = margins
     return decision
+
+
+def run_dir(plan, folder, name, seed, backend):
+    return os.path.join(folder, plan["variants"][name]["out"], results.folder_name(plan["rung"], "full", backend, seed))
+
+
+def run_record(path):
+    """A complete run's commit (short, "+changes" when uncommitted changes
+    were present) and machine, from its settings.json and metrics.json."""
+    code = files.read_json(os.path.join(path, results.SETTINGS_FILE)).get("code") or {}
+    commit = (code.get("commit") or "unknown")[:7] + ("+changes" if code.get("dirty") else "")
+    return commit, files.read_json(os.path.join(path, results.METRICS_FILE)).get("device", "unknown")
+
+
+def verdict_page(plan, decision, folder):
+    """The decision as a Markdown page: per stage, each variant's figure per
+    seed, its mean and its distance from the base, and the commit and
+    machine of each complete run. Written from the run folders alone, so a
+    rerun on the same runs writes the same page."""
+    seeds = plan["seeds"]
+    margins = decision["margins"]
+    lines = [
+        "# The study's verdict",
+        "",
+        f"Written by `{PROG}` from the runs' history.csv (validation accuracy only), settings.json "
+        "(commit) and metrics.json (machine); the test set plays no part. The rule is in "
+        "[README.md](README.md).",
+        "",
+        f"Rung `{decision['rung']}`, backend {decision['backend']}. The figure: mean validation accuracy over "
+        f"the last {decision['figure']['last_epochs']} epochs. Adoption: each seed at least "
+        f"{100 * margins['each_seed']:.2f} points above the base's same seed, and the mean "
+        f"{100 * margins['mean']:.2f} above the base's"
+        + (f" (the base's seeds differ by {100 * decision['noise']['spread']:.2f} points)." if "noise" in decision
+           else " (the base's seed spread is not known yet)."),
+    ]
+    for planned, stage in zip(plan["stages"], decision["stages"]):
+        verdict = stage["verdict"] + (f": {stage['winner']}" if stage["verdict"] == "decided" else "")
+        lines += ["", f"## Stage {stage['name']}: {verdict}", ""]
+        figures = stage.get("figures")
+        if not figures:
+            lines.append("Waits for the stage before." if stage["verdict"] == "pending" else "No runs.")
+            continue
+        base = figures[stage["base"]]
+        head = ["variant", *[f"seed {s}" for s in seeds], "mean", "mean - base", "runs (commit, machine)"]
+        lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+        for name, by_seed in figures.items():
+            done = None not in by_seed.values()
+            mean = statistics.fmean(by_seed.values()) if done else None
+            ahead = (mean - statistics.fmean(base.values())) if done and None not in base.values() else None
+            role = (" (base)" if name == stage["base"] else " (reference)" if name not in planned["candidates"] else "")
+            runs = sorted({"{} on {}".format(*run_record(run_dir(plan, folder, name, s, decision["backend"])))
+                           for s, f in by_seed.items() if f is not None})
+            cells = [f"{name}{role}", *[("not complete" if by_seed[s] is None else f"{100 * by_seed[s]:.2f}%")
+                                        for s in seeds],
+                     "" if mean is None else f"{100 * mean:.2f}%",
+                     "" if ahead is None or name == stage["base"] else f"{100 * ahead:+.2f}",
+                     "; ".join(runs)]
+            lines.append("| " + " | ".join(cells) + " |")
+    later = [stage["name"] for stage in plan["stages"][len(decision["stages"]):]]
+    if later:
+        lines += ["", "Stages still to come: " + ", ".join(later) + "."]
+    if decision["to_run"]:
+        lines += ["", f"Runs still to come: {len(decision['to_run'])} (`{PROG} --commands` lists them)."]
+    return "\n".join(lines) + "\n"
 
 
 def run_command(plan, folder, name, seed):

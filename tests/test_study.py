@@ -1,5 +1,6 @@
 import json
 import os
+import shutil
 
 import pytest
 
@@ -40,9 +41,12 @@ def write_run(root, variant, seed, last5, early=0.99, test_accuracy=None, comple
     rows = [{c: 0.0 for c in HISTORY_COLUMNS} | {"epoch": e, "val_accuracy": early if e <= 45 else last5}
             for e in range(1, 51)]
     files.write_csv(os.path.join(run_dir, "history.csv"), rows, HISTORY_COLUMNS)
+    files.write_json(os.path.join(run_dir, "settings.json"),
+                     {"code": {"commit": f"{seed}abcdef" + "0" * 32, "dirty": variant == "b"}})
     if complete:
         files.write_json(os.path.join(run_dir, "metrics.json"),
-                         {"test_accuracy": 1.0 - last5 if test_accuracy is None else test_accuracy})
+                         {"test_accuracy": 1.0 - last5 if test_accuracy is None else test_accuracy,
+                          "device": "cpu: test x2"})
 
 
 def stage1(root, figures):
@@ -127,6 +131,37 @@ def test_main_prints_the_verdict_and_writes_the_decision(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "stage crop (base: current): decided, winner a" in out and "seed 0: 82.00%" in out
     assert files.read_json(os.path.join(root, "decision.json"))["stages"][0]["winner"] == "a"
+
+
+def test_the_verdict_page_gives_each_figure_its_distance_from_the_base_and_each_runs_commit(tmp_path):
+    root = make_study(tmp_path)
+    stage1(root, {"current": (0.80, 0.80), "a": (0.82, 0.83), "b": (0.80, 0.80), "ref": (0.79, 0.80)})
+    assert study.main([root]) == 0
+    page = open(os.path.join(root, "verdict-tensorflow.md"), encoding="utf-8").read()
+    assert "## Stage crop: decided: a" in page and "## Stage batch 64: pending" in page
+    assert "| a | 82.00% | 83.00% | 82.50% | +2.50 | 0abcdef on cpu: test x2; 1abcdef on cpu: test x2 |" in page
+    assert "| current (base) | 80.00% | 80.00% | 80.00% |  |" in page
+    assert "| ref (reference) | 79.00% | 80.00% | 79.50% | -0.50 |" in page
+    assert "0abcdef+changes on cpu: test x2" in page  # b ran with uncommitted changes
+    assert "Stages still to come: batch 32." in page and "Runs still to come: 2" in page
+
+
+def test_the_verdict_page_of_a_pending_stage_marks_what_is_not_complete(tmp_path):
+    root = make_study(tmp_path)
+    write_run(root, "current", 0, 0.80)
+    write_run(root, "current", 1, 0.81, complete=False)
+    assert study.main([root]) == 0
+    page = open(os.path.join(root, "verdict-tensorflow.md"), encoding="utf-8").read()
+    assert "| current (base) | 80.00% | not complete |  |  | 0abcdef on cpu: test x2 |" in page
+    assert "seed spread is not known yet" in page and "Stages still to come: batch 64, batch 32." in page
+
+
+def test_the_committed_verdict_page_is_what_the_committed_runs_give(tmp_path):
+    committed = os.path.join("experiments", "study")
+    copy = shutil.copytree(committed, tmp_path / "study")
+    study.main([str(copy)])
+    assert (open(os.path.join(copy, "verdict-tensorflow.md"), encoding="utf-8").read()
+            == open(os.path.join(committed, "verdict-tensorflow.md"), encoding="utf-8").read())
 
 
 @pytest.mark.parametrize("plan, message", [
