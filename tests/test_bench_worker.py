@@ -51,6 +51,18 @@ def test_full_times_an_augmenting_rung_without_its_block_too(full, data):
         assert model.count_params() == paths["trick5/keras_fit"].__self__.model.count_params()
 
 
+def test_full_strips_every_augmentation_field_the_config_has(data, monkeypatch):
+    # A rung that translates and may shrink (the study's candidates) keeps no augmentation when bare.
+    from kcifar.experiments import trick5
+    from kcifar.models import inference_network
+
+    monkeypatch.setattr(trick5, "CONFIG", trick5.CONFIG.replace(translate=4, crop_scale=0.8, crop_max_scale=1.25))
+    paths = {}
+    worker.add_rung(paths, "trick5", {**SPEC, "full": True}, data, keras.backend.backend())
+    model = paths[f"trick5/{worker.NO_AUGMENTATION}"].__self__.model
+    assert inference_network(model) is model
+
+
 def test_jit_adds_a_compiled_keras_step_except_on_jax(data):
     backend = keras.backend.backend()
     paths = {}
