@@ -64,6 +64,12 @@ def augments(config):
     return crops(config) or config.translate > 0 or config.flip
 
 
+def without_augmentation(config):
+    """The same rung with no augmentation block: what the block costs, or
+    the network alone."""
+    return config.replace(flip=False, crop_scale=1.0, crop_max_scale=1.0, translate=0, rotation=0.0)
+
+
 def crops(config):
     """True when the rung crops and resizes (a window other than the whole
     image, or a rotation)."""

@@ -6,7 +6,7 @@ from reference_augment import draw as reference_draw
 from reference_augment import translate as reference_translate
 
 from kcifar.augment import (RandomCropResize, RandomTranslate, augmentation_layers, augments, crop_resize, crops,
-                            translate)
+                            translate, without_augmentation)
 from kcifar.config import Config
 from kcifar.experiments import RUNGS, rung
 from kcifar.models import build_model
@@ -184,6 +184,15 @@ def test_augments_exactly_when_there_is_a_block(changes, expected):
     config = Config().replace(**changes)
     assert augments(config) is expected
     assert bool(augmentation_layers(config, (1, 2, 3))) is expected
+
+
+@pytest.mark.parametrize("name", [n for n in RUNGS if augments(rung(n).CONFIG)])
+def test_without_augmentation_drops_the_block_and_nothing_else(name):
+    config = rung(name).CONFIG
+    bare = without_augmentation(config)
+    assert not augments(bare) and not augmentation_layers(bare, (1, 2, 3))
+    changed = {f for f in vars(config) if getattr(config, f) != getattr(bare, f)}
+    assert changed and changed <= {"flip", "crop_scale", "crop_max_scale", "translate", "rotation"}
 
 
 @pytest.mark.parametrize("name", [n for n in RUNGS if augments(rung(n).CONFIG)])

@@ -69,7 +69,7 @@ def add_rung(paths, name, spec, data, backend):
     what is known of the rung before timing."""
     import keras
 
-    from kcifar.augment import augments
+    from kcifar.augment import augments, without_augmentation
     from kcifar.bench import flops, plain
     from kcifar.bench.keras_path import KerasPath
     from kcifar.experiments import rung
@@ -112,8 +112,7 @@ def add_rung(paths, name, spec, data, backend):
     paths[f"{name}/feed"] = keras_path.feed_window
     if spec.get("full") and augments(config):
         # The same network without its augmentation block: what the block costs.
-        bare = config.replace(flip=False, crop_scale=1.0, crop_max_scale=1.0, translate=0, rotation=0.0)
-        paths[f"{name}/{NO_AUGMENTATION}"] = KerasPath(bare, data, spec["seed"]).fit_window
+        paths[f"{name}/{NO_AUGMENTATION}"] = KerasPath(without_augmentation(config), data, spec["seed"]).fit_window
     return entry
 
 
