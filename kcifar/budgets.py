@@ -13,21 +13,20 @@ import dataclasses
 
 @dataclasses.dataclass(frozen=True)
 class Budget:
-    name: str
     train_images: int | None  # None: the whole training split
     epochs: int | None  # None: the rung's own
 
 
+FULL = "full"
 BUDGETS = {
-    "full": Budget("full", None, None),
+    FULL: Budget(None, None),
     # Rungs 0-8 took 150 minutes of training steps on a 2-core CPU with
     # TensorFlow, rung 9 alone 61 (the metrics.json files in
     # experiments/small). 5000 images and 20 epochs let the baseline overfit
     # as it does at full scale, so the tricks have something to close (10000
     # images and 10 epochs, at the same cost, overfit less).
-    "small": Budget("small", 5000, 20),
+    "small": Budget(5000, 20),
 }
-FULL = "full"
 # What a run of the full budget records when it trains other epochs than its
 # rung's (--epochs, --config) or a subset of the training split
 # (--limit-train): the report sets it apart from the rung's result. Not a
@@ -40,6 +39,22 @@ def get(name):
     if name not in BUDGETS:
         raise ValueError(f"budget must be one of {', '.join(BUDGETS)}. Received: budget={name!r}")
     return BUDGETS[name]
+
+
+def recorded(name, epochs, rung_epochs, subset):
+    """The budget a run records: `name`, but CUSTOM for a run of the full
+    budget with other epochs than its rung's or on a subset of the training
+    split.
+
+    Args:
+        name: the budget asked for.
+        epochs: the epochs the run trains.
+        rung_epochs: its rung's own epochs.
+        subset: True when it trains on a subset of the training split.
+    """
+    if name == FULL and (subset or epochs != rung_epochs):
+        return CUSTOM
+    return name
 
 
 def apply(config, name):

@@ -6,10 +6,10 @@ config takes their changes (`configure`) and the run's settings are made
 data is loaded, and `kcifar.train.train` trains the config once per seed
 into its run folder.
 
-Errors a user can cause (bad flags, bad data, an unwritable folder, a NaN
-loss, an unknown backend) end with one line on stderr and exit status 2 (1
-for a run that failed while training), as in every kcifar command
-(`kcifar.command`).
+Errors a user can cause end with one line on stderr and exit status 2 for
+what is refused before training (bad flags, bad data, an unknown backend),
+1 for a run that fails once started (a run folder that cannot be written or
+resumed, a NaN loss), as in every kcifar command (`kcifar.command`).
 """
 
 import argparse
@@ -136,9 +136,7 @@ def recorded_budget(args, own, config):
     """The budget a run records: --budget's, but custom for the full budget
     with other epochs than the rung's `own` config (--epochs, --config) or a
     training subset (--limit-train), as the report tells them apart."""
-    if args.budget == budgets.FULL and (args.limit_train is not None or config.epochs != own.epochs):
-        return budgets.CUSTOM
-    return args.budget
+    return budgets.recorded(args.budget, config.epochs, own.epochs, subset=args.limit_train is not None)
 
 
 def run_settings(args, seed, budget):

@@ -59,7 +59,15 @@ class Config:
     batch_size: int = 128  # common CIFAR choice; the lecture does not say
 
     def __post_init__(self):
-        checks = [
+        for field, ok, want in self.checks():
+            if not ok:
+                raise ValueError(f"{field} must be {want}. Received: {field}={getattr(self, field)!r}")
+        object.__setattr__(self, "widths", tuple(self.widths))
+
+    def checks(self):
+        """(field, whether its value is allowed, what is allowed) for every
+        field with a range."""
+        return [
             ("dropout", 0.0 <= self.dropout < 1.0, "in [0, 1)"),
             ("l2", self.l2 >= 0.0, ">= 0"),
             ("input_noise", 0.0 <= self.input_noise <= 1.0, "in [0, 1]"),  # Keras's GaussianNoise allows no more
@@ -79,12 +87,6 @@ class Config:
             ("downsample", self.downsample in ("pool", "stride"), '"pool" or "stride"'),
             ("bn_momentum", 0.0 <= self.bn_momentum < 1.0, "in [0, 1)"),
         ]
-        for field, ok, want in checks:
-            if not ok:
-                raise ValueError(
-                    f"{field} must be {want}. Received: {field}={getattr(self, field)!r}"
-                )
-        object.__setattr__(self, "widths", tuple(self.widths))
 
     def replace(self, **changes):
         """A copy with `changes`; unknown fields raise ValueError."""
@@ -120,15 +122,11 @@ class PretrainedConfig(Config):
     fine_tune_layers: int = 60  # the backbone's last layers unfrozen in phase 2 (of 270), its top blocks
     fine_tune_learning_rate: float = 1e-4  # a tenth of the head's: small steps keep ImageNet's features
 
-    def __post_init__(self):
-        super().__post_init__()
-        checks = [
+    def checks(self):
+        return super().checks() + [
             ("image_size", self.image_size >= 32, ">= 32 (the backbone's least)"),
             ("head_dropout", 0.0 <= self.head_dropout < 1.0, "in [0, 1)"),
             ("head_epochs", self.head_epochs >= 0, ">= 0 (a shorter run is all head)"),
             ("fine_tune_layers", self.fine_tune_layers >= 0, ">= 0"),
             ("fine_tune_learning_rate", self.fine_tune_learning_rate > 0.0, "> 0"),
         ]
-        for field, ok, want in checks:
-            if not ok:
-                raise ValueError(f"{field} must be {want}. Received: {field}={getattr(self, field)!r}")

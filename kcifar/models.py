@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from keras import layers
 
-from kcifar import augment, channels
-from kcifar.augment import augmentation_layers
+from kcifar import channels
+from kcifar.augment import SEEDS, augmentation_layers
 from kcifar.data.readers import IMAGE_SHAPE, NUM_CLASSES
 
 
@@ -38,7 +38,7 @@ def build_model(config, mean, std, seed=None, data_format=None):
     """
     # One seed per stage's dropout, then the augmentation block's: a block
     # with more layers leaves the others' seeds as they were.
-    dropout_seeds, augment_seeds = layer_seeds(seed, len(config.widths), augment.SEEDS)
+    dropout_seeds, augment_seeds = layer_seeds(seed, len(config.widths), SEEDS)
     network = build_network(config, mean, std, dropout_seeds, data_format)
     return training_model(network, config, augment_seeds)
 
@@ -71,7 +71,7 @@ def training_model(network, config, seeds):
     Args:
         network: a Keras model from raw NHWC images to class probabilities.
         config: a `kcifar.config.Config` (its augmentation fields).
-        seeds: `augment.SEEDS` ints for the block's layers, or None.
+        seeds: `kcifar.augment.SEEDS` ints for the block's layers, or None.
     """
     block = augmentation_layers(config, seeds)
     if not block:

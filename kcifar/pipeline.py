@@ -13,6 +13,12 @@ import keras
 import numpy as np
 
 
+def steps_per_epoch(images, batch_size):
+    """Batches in an epoch of `images` training images: the last may be
+    smaller. The learning-rate schedule counts epochs in these steps."""
+    return math.ceil(images / batch_size)
+
+
 class TrainBatches(keras.utils.PyDataset):
     """Shuffled training batches of (uint8 images, labels).
 
@@ -32,7 +38,7 @@ class TrainBatches(keras.utils.PyDataset):
         self._order_epoch, self._order = None, None
 
     def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
+        return steps_per_epoch(len(self.x), self.batch_size)
 
     def order(self):
         if self._order_epoch != self.epoch:

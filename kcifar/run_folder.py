@@ -203,12 +203,13 @@ class TimeLimit(keras.callbacks.Callback):
 
     The estimate comes from the epochs this process has timed: their mean,
     leaving out the first (it compiles) once there are others, and the last
-    validation pass scaled to the test split. The first epoch always runs.
+    epoch's time outside training (its validation and clean-accuracy passes)
+    scaled by `test_per_val`, which errs long. The first epoch always runs.
 
     Args:
         deadline: a `time.time()` value.
         history: the run's epoch rows so far (`Recorder` appends to it).
-        test_per_val: test images per validation image.
+        test_per_val: the test passes still to come, in validation passes.
         epochs: the run's last epoch, after which nothing is stopped.
     """
 

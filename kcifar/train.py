@@ -13,8 +13,6 @@ epoch and its time limit. A rung fits once; the step beyond the ladder
 import contextlib
 import datetime
 import json
-import math
-import os
 import time
 
 import keras
@@ -24,7 +22,7 @@ from kcifar import machine, runtime
 from kcifar import tensorboard as tensorboard_logs
 from kcifar.data import CLASS_NAMES
 from kcifar.models import build_model, inference_network
-from kcifar.pipeline import EpochSync, TrainBatches
+from kcifar.pipeline import EpochSync, TrainBatches, steps_per_epoch
 from kcifar.results import BEST_FIELDS, CLEAN_ACCURACY, METRICS_FORMAT, PARTIAL_FORMAT, counted
 from kcifar.run_folder import (BestEpoch, Recorder, Stopped, TimeLimit, clear_partial, finish_run, kept_run,
                                mark_partial, prepare_run_dir, restore_checkpoint, saved_phase)
@@ -192,7 +190,7 @@ class Run:
         self.started = time.time() if settings.started is None else settings.started
         self.recorded, self.opened, self.checkpoint = recorded, False, None
         runtime.start_run(settings.precision, settings.seed)
-        self.steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(data.y_train), config.batch_size)
         self.history, self.best, self.limit = [], BestEpoch(), None
 
     def open(self):
@@ -382,5 +380,5 @@ def data_record(data):
     """What a results file says of the data: no path of the machine that ran it.
     Its notes name a training subset (--limit-train) or a custom set, so that
     even a stopped run's settings.json says what it trained on."""
-    return {"source": os.path.basename(os.path.normpath(data.source)), "checksum": data.checksum,
+    return {"source": data.source, "checksum": data.checksum,
             "train": len(data.y_train), "val": len(data.y_val), "notes": list(data.notes)}

@@ -123,7 +123,7 @@ def test_config_file_and_seeds_make_one_run_each(tiny_dir, tmp_path, capsys):
 def test_a_budget_names_its_folder_and_is_recorded(tiny_dir, tmp_path, capsys, monkeypatch):
     from kcifar import budgets
 
-    monkeypatch.setitem(budgets.BUDGETS, "small", budgets.Budget("small", 50, 2))
+    monkeypatch.setitem(budgets.BUDGETS, "small", budgets.Budget(50, 2))
     code, results, _, _ = run(["--data", tiny_dir, "--out", str(tmp_path), "--budget", "small", "--quiet"], capsys)
     assert code == 0
     run_dir = tmp_path / f"trick4-small-{keras.backend.backend()}-seed0"

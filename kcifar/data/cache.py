@@ -17,6 +17,8 @@ import zipfile
 import filelock
 import numpy as np
 
+from kcifar import files
+
 FORMAT_VERSION = 2  # bump when the cached layout changes (2: meta says whether pixels are lossy)
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -58,18 +60,13 @@ def load(key):
 def save(key, arrays, meta):
     """Keeps the arrays; a cache that cannot be written (read-only, full)
     costs a line on stderr, not the run: the data was read."""
-    path = os.path.join(cache_dir(), key + ".npz")
-    tmp = f"{path}.tmp-{os.getpid()}.npz"
     try:
         os.makedirs(cache_dir(), exist_ok=True)
-        np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-        os.replace(tmp, path)
+        with files.atomic_path(os.path.join(cache_dir(), key + ".npz")) as tmp:
+            np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
     except OSError as e:
         print(f"kcifar: decoded data not cached in {cache_dir()} ({e}); the next load decodes again",
               file=sys.stderr)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def locked(key):

@@ -13,7 +13,8 @@ import os
 import re
 
 from kcifar import files
-from kcifar.budgets import FULL  # also the budget of runs that record none: each rung's own schedule
+from kcifar import budgets
+from kcifar.budgets import CUSTOM, FULL  # FULL is also the budget of runs that record none: each rung's own schedule
 from kcifar.data.loader import SUBSET_NOTE, comparable_description
 from kcifar import experiments
 from kcifar.experiments import BEYOND, RUNGS
@@ -40,7 +41,6 @@ NOT_VARIANT = ("name", "rung", "change", "epochs")
 # Where kcifar.budgets cannot say what a budget trains, these fields belong
 # to the budget (its epochs, and the learning-rate decay rescaled to them).
 BUDGET_FIELDS = ("epochs", "lr_decay")
-CUSTOM = "custom"  # full-budget runs with their own epochs or training images (Run.budget)
 BUDGET_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 
@@ -157,14 +157,10 @@ def section(budget, name, config, data):
         config: the run's config as settings.json holds it ({} if none).
         data: the run's data record (its notes name a subset).
     """
-    if budget != FULL:
-        return budget
-    if any(note.startswith(SUBSET_NOTE) for note in data.get("notes", ())):
-        return CUSTOM
     module = step(name)
-    if module is not None and config.get("epochs", module.CONFIG.epochs) != module.CONFIG.epochs:
-        return CUSTOM
-    return FULL
+    rung_epochs = module.CONFIG.epochs if module is not None else config.get("epochs")
+    subset = any(note.startswith(SUBSET_NOTE) for note in data.get("notes", ()))
+    return budgets.recorded(budget, config.get("epochs", rung_epochs), rung_epochs, subset)
 
 
 def step(name):

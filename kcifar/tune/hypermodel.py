@@ -6,10 +6,9 @@ built by the same `compile_model` as the experiments, so the best values drop
 straight into `python -m kcifar.experiments.<rung> --config best_config.json`.
 """
 
-import math
-
 import keras_tuner
 
+from kcifar.pipeline import steps_per_epoch
 from kcifar.train import compile_model, fit_rung
 
 
@@ -31,7 +30,7 @@ class RungHyperModel(keras_tuner.HyperModel):
     def __init__(self, config, data, space):
         super().__init__(name=f"{config.name}_hypermodel")
         self.config, self.data, self.space = config, data, tuple(space)
-        self.steps_per_epoch = math.ceil(len(data.y_train) / config.batch_size)
+        self.steps_per_epoch = steps_per_epoch(len(data.y_train), config.batch_size)
 
     def declare_hyperparameters(self, hp):
         for r in self.space:
