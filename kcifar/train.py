@@ -20,7 +20,7 @@ import numpy as np
 
 from kcifar import machine, runtime
 from kcifar import tensorboard as tensorboard_logs
-from kcifar.data import CLASS_NAMES
+from kcifar.data import CLASS_NAMES, NUM_CLASSES
 from kcifar.models import build_model, inference_network
 from kcifar.pipeline import EpochSync, TrainBatches, steps_per_epoch
 from kcifar.results import BEST_FIELDS, CLEAN_ACCURACY, METRICS_FORMAT, PARTIAL_FORMAT, counted
@@ -275,7 +275,7 @@ def score_predictions(probs, labels):
     the class probabilities `probs` against `labels`."""
     labels = np.asarray(labels).astype(int)
     predicted = probs.argmax(axis=1)
-    confusion = np.zeros((10, 10), int)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), int)
     np.add.at(confusion, (labels, predicted), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     picked = probs[np.arange(len(labels)), labels].astype(np.float64)

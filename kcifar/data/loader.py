@@ -8,7 +8,7 @@ import re
 import numpy as np
 
 from kcifar.data import cache, download, split
-from kcifar.data.readers import CLASS_NAMES, DataError, read_source
+from kcifar.data.readers import CLASS_NAMES, IMAGE_SHAPE, NUM_CLASSES, DataError, read_source
 
 FULL_COUNTS = {"train": 50000, "test": 10000}
 SUBSET_NOTE = "training on a stratified subset of"  # the note of Cifar10.subset, read by the report
@@ -148,11 +148,11 @@ def check(arrays, path):
     """Shapes 32x32x3, labels 0..9, and every class in both splits."""
     for s in ("train", "test"):
         x, y = arrays["x_" + s], arrays["y_" + s]
-        if x.ndim != 4 or x.shape[1:] != (32, 32, 3) or x.dtype != np.uint8:
-            raise DataError(f"{path}: {s} images are {x.shape} {x.dtype}, expected (N, 32, 32, 3) uint8")
+        if x.ndim != 4 or x.shape[1:] != IMAGE_SHAPE or x.dtype != np.uint8:
+            raise DataError(f"{path}: {s} images are {x.shape} {x.dtype}, expected uint8 images of {IMAGE_SHAPE}")
         if len(x) != len(y):
             raise DataError(f"{path}: {s} has {len(x)} images but {len(y)} labels")
-        missing = sorted(set(range(10)) - set(np.unique(y).tolist()))
+        missing = sorted(set(range(NUM_CLASSES)) - set(np.unique(y).tolist()))
         if missing:
             names = ", ".join(CLASS_NAMES[i] for i in missing)
             raise DataError(f"{path}: {s} split has no images of class(es) {names}")
@@ -162,16 +162,16 @@ def count_notes(arrays):
     """A note when the counts differ from a full CIFAR-10 (allowed, reported)."""
     notes = []
     for s, full in FULL_COUNTS.items():
-        counts = np.bincount(arrays["y_" + s], minlength=10)
-        if len(arrays["y_" + s]) != full or (counts != full // 10).any():
+        counts = np.bincount(arrays["y_" + s], minlength=NUM_CLASSES)
+        if len(arrays["y_" + s]) != full or (counts != full // NUM_CLASSES).any():
             notes.append(
                 f"custom set: {s} has {len(arrays['y_' + s])} images "
-                f"({counts.min()}..{counts.max()} per class; CIFAR-10 has {full}, {full // 10} per class)"
+                f"({counts.min()}..{counts.max()} per class; CIFAR-10 has {full}, {full // NUM_CLASSES} per class)"
             )
     return notes
 
 
-def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=True, limit_train=None):
+def load(source=None, *, val_size=None, use_cache=True, limit_train=None):
     """CIFAR-10 as train/validation/test arrays.
 
     Args:
@@ -179,7 +179,6 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
             `$KCIFAR_DATA`, and when that is unset Keras's download and cache.
         val_size: images carved from the training set for validation; default
             5000, or 10% of a smaller set.
-        split_seed: seed of the stratified split (not of training).
         use_cache: keep decoded arrays in the project's cache (`$KCIFAR_CACHE`).
         limit_train: train on a fixed stratified subset of this many images.
     """
@@ -188,7 +187,7 @@ def load(source=None, *, val_size=None, split_seed=split.SPLIT_SEED, use_cache=T
     size = split.default_val_size(n) if val_size is None else val_size
     if not 0 < size < n:
         raise DataError(f"validation size must be in (0, {n}). Received: val_size={size}")
-    train, val = split.validation_split(arrays["y_train"], size, split_seed)
+    train, val = split.validation_split(arrays["y_train"], size)
     x, y = arrays["x_train"], arrays["y_train"]
     data = Cifar10(
         x_train=x[train], y_train=y[train], x_val=x[val], y_val=y[val],

@@ -263,7 +263,7 @@ def _decode(entries, files, progress):
     arrays = []
     for split in ("train", "test"):
         items = sorted(entries[split])
-        x = np.empty((len(items), 32, 32, 3), np.uint8)
+        x = np.empty((len(items), *IMAGE_SHAPE), np.uint8)
         for i, (_, name) in enumerate(items):
             try:
                 with Image.open(io.BytesIO(files[name])) as im:
