@@ -246,3 +246,21 @@ def test_a_run_of_the_step_beyond_the_ladder_gets_its_row_and_figures(tmp_path, 
     assert "| 10 pretrained |" not in page
     made = os.listdir(tmp_path / "experiments" / "figures")
     assert {"pretrained-jax-seed0-curves.png", "pretrained-jax-seed0-classes.png", "ladder.png"} <= set(made)
+
+
+def test_the_committed_report_is_what_the_committed_results_files_give(tmp_path, monkeypatch, capsys):
+    # The page a student reads is regenerated after every committed run; a
+    # stale one would show figures no results file holds any more.
+    from helpers import REPO
+
+    for folder in ("experiments", "tuner_runs"):
+        shutil.copytree(os.path.join(REPO, folder), tmp_path / folder,
+                        ignore=shutil.ignore_patterns("figures", "*.keras", "*.npz"))
+    for name in ("ladder", "epochs", "curves", "classes"):
+        monkeypatch.setattr(figures, name, lambda *args, **kwargs: None)  # the page alone
+    monkeypatch.chdir(tmp_path)
+    assert main([]) == 0, capsys.readouterr().err
+    with open(os.path.join(REPO, "experiments", "README.md"), encoding="utf-8") as f:
+        committed = f.read()
+    assert (tmp_path / "experiments" / "README.md").read_text(encoding="utf-8") == committed, (
+        "experiments/README.md is not what python -m kcifar.report writes from the results files: rerun it")
