@@ -13,8 +13,8 @@ import os
 import re
 
 from kcifar import files
-from kcifar import budgets
-from kcifar.budgets import CUSTOM, FULL  # FULL is also the budget of runs that record none: each rung's own schedule
+# FULL is also the budget of runs that record none: each rung's own schedule.
+from kcifar.budgets import CUSTOM, FULL, apply, recorded
 from kcifar.data.loader import SUBSET_NOTE, comparable_description
 from kcifar import experiments
 from kcifar.experiments import BEYOND, RUNGS
@@ -160,7 +160,7 @@ def section(budget, name, config, data):
     module = step(name)
     rung_epochs = module.CONFIG.epochs if module is not None else config.get("epochs")
     subset = any(note.startswith(SUBSET_NOTE) for note in data.get("notes", ()))
-    return budgets.recorded(budget, config.get("epochs", rung_epochs), rung_epochs, subset)
+    return recorded(budget, config.get("epochs", rung_epochs), rung_epochs, subset)
 
 
 def step(name):
@@ -212,10 +212,8 @@ def budget_config(config, budget):
     if budget == FULL:
         return config, ()
     try:
-        from kcifar.budgets import apply
-
         return apply(config, budget), ()
-    except (ImportError, ValueError):  # no kcifar.budgets, or a budget it does not know
+    except ValueError:  # a budget this version of kcifar does not know
         return config, BUDGET_FIELDS
 
 
