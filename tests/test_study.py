@@ -2,6 +2,7 @@ import json
 import os
 import shutil
 
+import numpy as np
 import pytest
 
 from kcifar import files, study
@@ -85,6 +86,20 @@ def test_the_highest_mean_of_several_passing_wins(tmp_path):
     root = make_study(tmp_path)
     stage1(root, {"current": (0.80, 0.80), "a": (0.815, 0.815), "b": (0.83, 0.83), "ref": (0.80, 0.80)})
     assert study.decide(study.read_plan(root), root)["stages"][0]["winner"] == "b"
+
+
+def test_a_candidate_exactly_at_the_margins_passes_despite_float32_storage(tmp_path):
+    root = make_study(tmp_path)
+    f32 = lambda correct: float(np.float32(correct / 5000))  # as Keras writes val_accuracy to history.csv
+    # a: each seed exactly +0.5 point and the mean exactly +1 point (counts of 5000 images).
+    stage1(root, {"current": (f32(4188), f32(4203)), "a": (f32(4213), f32(4278)),
+                  "b": (f32(4188), f32(4203)), "ref": (f32(4188), f32(4203))})
+    crop = study.decide(study.read_plan(root), root)["stages"][0]
+    assert crop["passed"] == ["a"]
+    # One image fewer on seed 1 and the mean falls short.
+    shutil.rmtree(os.path.join(root, "crop", "a"))
+    stage1(root, {"a": (f32(4213), f32(4277))})
+    assert study.decide(study.read_plan(root), root)["stages"][0]["passed"] == []
 
 
 def test_none_passing_keeps_the_base(tmp_path):
