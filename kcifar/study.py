@@ -12,7 +12,8 @@ its own. The rule, written before any run (README.md beside plan.json):
   whole study;
 - a candidate replaces its stage's base when each of its seeds beats the
   base's same seed by `each_seed` and its mean beats the base's by the mean
-  margin; of several, the highest mean wins; references are never adopted.
+  margin; of several, the highest mean wins; references are never adopted,
+  so a stage is decided without them and their runs come last.
 
 A stage's base may be the stage before's winner; a stage marked
 `if_adopted` runs only when the stage before adopted a candidate. A variant
@@ -135,6 +136,7 @@ def decide(plan, folder, backend="tensorflow"):
     margins = dict(plan["adoption"])
     last = plan["figure"]["last_epochs"]
     decision = {"rung": plan["rung"], "backend": backend, "figure": plan["figure"], "stages": [], "to_run": []}
+    references_to_run = []  # never move a decision, so they come after every run that does
     winner, adopted_before = None, False
     for i, stage in enumerate(plan["stages"]):
         base = winner if stage["base"] == PREVIOUS_WINNER else stage["base"]
@@ -145,20 +147,20 @@ def decide(plan, folder, backend="tensorflow"):
         if stage.get("if_adopted") and not adopted_before:
             entry.update(verdict="skipped: the stage before adopted nothing", winner=winner)
             continue
-        names = [base, *stage["candidates"], *stage.get("references", [])]
+        judged = [base, *stage["candidates"]]
         figures = {}
-        for name in names:
+        for name in judged + stage.get("references", []):
             write_config(plan, folder, name, base)
             run_dirs = {seed: run_dir(plan, folder, name, seed, backend) for seed in plan["seeds"]}
             figures[name] = {seed: figure(run_dir, last) for seed, run_dir in run_dirs.items()}
-            decision["to_run"] += [run_command(plan, folder, name, seed) for seed, f in figures[name].items()
-                                   if f is None]
+            (decision["to_run"] if name in judged else references_to_run).extend(
+                run_command(plan, folder, name, seed) for seed, f in figures[name].items() if f is None)
         entry["figures"] = figures
         if i == 0 and None not in figures[base].values():
             spread = max(figures[base].values()) - min(figures[base].values())
             margins["mean"] = max(margins["mean"], spread)
             decision["noise"] = {"spread": spread, "mean_margin": margins["mean"]}
-        if any(None in by_seed.values() for by_seed in figures.values()):
+        if any(None in figures[name].values() for name in judged):
             break
         passed = [c for c in stage["candidates"]
                   if adopted(figures[c], figures[base], margins["each_seed"], margins["mean"])]
@@ -166,6 +168,7 @@ def decide(plan, folder, backend="tensorflow"):
         adopted_before = bool(passed)
         entry.update(passed=passed, winner=winner, verdict="decided")
     decision["margins"] = margins
+    decision["to_run"] += references_to_run
     return decision
 
 

@@ -82,6 +82,17 @@ def test_a_candidate_ahead_on_each_seed_and_the_mean_is_adopted_and_the_next_sta
         "rung": "trick6", "changes": {"crop_scale": 0.9, "batch_size": 64}}
 
 
+def test_a_reference_never_holds_up_the_decision_and_its_runs_come_last(tmp_path):
+    root = make_study(tmp_path)
+    stage1(root, {"current": (0.80, 0.80), "a": (0.82, 0.82), "b": (0.80, 0.80)})
+    decision = study.decide(study.read_plan(root), root)
+    assert decision["stages"][0]["verdict"] == "decided" and decision["stages"][0]["winner"] == "a"
+    assert decision["stages"][0]["figures"]["ref"] == {0: None, 1: None}
+    # Stage 2's runs first, then the reference's, which never move a decision.
+    assert ["--out " + os.path.join(root, "batch", "b64") in c for c in decision["to_run"]] == [True, True, False, False]
+    assert all("--out " + os.path.join(root, "crop", "ref") in c for c in decision["to_run"][2:])
+
+
 def test_the_highest_mean_of_several_passing_wins(tmp_path):
     root = make_study(tmp_path)
     stage1(root, {"current": (0.80, 0.80), "a": (0.815, 0.815), "b": (0.83, 0.83), "ref": (0.80, 0.80)})
