@@ -25,9 +25,9 @@ It prints each stage's figures and verdict, and the command of every run
 still to come (with --commands, those alone, one a line: `... --commands |
 xargs -P 10 -I{} sh -c "{} --quiet"` runs ten at once); it writes
 decision.json beside plan.json, and verdict-<backend>.md, the same as a
-page with each run's commit and machine. A stage whose runs
-are not all complete is "pending". Exit status 0, or 2 with one line for a
-plan it cannot read.
+page with each run's commit and machine. A stage whose base's and
+candidates' runs are not all complete is "pending". Exit status 0, or 2 with
+one line for a plan it cannot read.
 """
 
 import argparse
