@@ -221,6 +221,8 @@ def test_the_budgets_decay_is_no_changed_config_but_other_changes_are(tmp_path, 
     changed = runs.load_run(write_run(tmp_path / "b", name="trick6", epochs=4, budget="small",
                                       config_changes={"lr_decay": 0.9, "dropout": 0.4}))
     assert changed.variant == (("dropout", 0.4), ("lr_decay", 0.9))
+    # Beside each, the rung's value under the same budget: its decay rescaled.
+    assert changed.differences == (("dropout", 0.4, 0.3), ("lr_decay", 0.9, pytest.approx(decay)))
     # In the full budget the rung's own decay is the reference.
     full = runs.load_run(write_run(tmp_path / "c", name="trick6", epochs=4, config_changes={"lr_decay": decay}))
     assert full.variant == (("lr_decay", decay),)

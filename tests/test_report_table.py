@@ -92,7 +92,8 @@ def test_a_run_in_another_precision_says_so_in_its_own_row(tmp_path):
 def test_change_names_the_changed_fields_and_escapes_pipes(tmp_path):
     run_dir = write_run(tmp_path, name="trick4", config_changes={"l2": 5e-4, "change": "a | b"})
     text = table.table(groups_under(tmp_path))
-    assert "a \\| b (changed: l2=0.0005)" in text
+    # Both values: what the run trained with, and what the rung has as the code stands.
+    assert "a \\| b (trained with l2=0.0005; the rung has 5e-06)" in text
     assert len(rows_of(text)[0]) == len(table.COLUMNS)
     assert os.path.isdir(run_dir)
 
@@ -331,7 +332,7 @@ def test_each_ladder_folder_is_a_section_the_current_first_and_earlier_ones_name
     assert text.split("\n")[4].startswith("**The current ladder** is the one in `ladder2`, trained at code 1234567.")
     earlier = text[text.index("## An earlier ladder"):]
     assert [row[1] for row in rows_of(earlier)] == [
-        runs.step("trick3").CONFIG.change, "+ L2 on conv kernels (lambda 5e-6) (changed: l2=0.0001)"]
+        runs.step("trick3").CONFIG.change, "+ L2 on conv kernels (lambda 5e-6) (trained with l2=0.0001; the rung has 5e-06)"]
     # Within the earlier ladder the step from 3 to 4 counts, though rung 4's config has changed since.
     steps = rows_of(earlier[earlier.index("Step by step"):])
     assert [row[4] for row in steps] == ["-", "+10.00 pp"]

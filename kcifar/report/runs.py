@@ -83,16 +83,22 @@ class Run:
     def variant(self):
         """(field, value) pairs where the run's config differs from the one
         its rung (or step beyond the ladder) trains under its budget."""
+        return tuple((k, v) for k, v, _ in self.differences)
+
+    @property
+    def differences(self):
+        """(field, the run's value, the rung's value as the code stands), for
+        each field of `variant`."""
         module = step(self.metrics["name"]) if self.settings else None
         if module is None:
             return ()
         default, ignored = budget_config(module.CONFIG, self.recorded_budget)
         default = default.to_dict()
         changed = tuple(
-            (k, v) for k, v in sorted(self.config.items())
+            (k, v, default[k]) for k, v in sorted(self.config.items())
             if k not in NOT_VARIANT + ignored and k in default and _canonical(v) != _canonical(default[k])
         )
-        return changed + tuple((k, self.settings[k]) for k, v in RECIPE_DEFAULTS.items()
+        return changed + tuple((k, self.settings[k], v) for k, v in RECIPE_DEFAULTS.items()
                                if self.settings.get(k, v) != v)
 
     @property

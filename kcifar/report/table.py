@@ -36,6 +36,8 @@ DETAIL_COLUMNS = (
     ("backend", "---"), ("device", "---"), ("seconds", "---:"), ("data", "---"), ("code", "---"),
 )
 LEGEND = f"""\
+- **change**: the rung's trick as the run recorded it; "(trained with l2=0.0001; the rung has
+  5e-06)" where the run's config differs from the rung's as the code stands, with both values.
 - **lecture**: the test accuracy the lecture reports for the rung (its "val_accuracy" is
   measured on the 10000 test images), after its full training: shown for the full budget only.
 - **ours (test)**: accuracy on the test split after the last epoch, measured once at the end
@@ -108,12 +110,21 @@ def backend_text(group):
 
 
 def change_text(group):
-    """The rung's change, and the config fields that differ from the rung's."""
-    variant = group.runs[0].variant
+    """The rung's change as the run recorded it, and the config fields that
+    differ from the rung's as the code stands, with both values: "(trained
+    with l2=0.0001; the rung has 5e-06)"."""
+    differences = group.runs[0].differences
     text = group.first["change"]
-    if variant:
-        text += " (changed: " + ", ".join(f"{k}={json.dumps(v)}" for k, v in variant) + ")"
+    if differences:
+        text += (" (trained with " + ", ".join(f"{k}={_value(v)}" for k, v, _ in differences)
+                 + "; the rung has " + ", ".join(_value(now) for _, _, now in differences) + ")")
     return text
+
+
+def _value(value):
+    """A config value as a reader takes it in: floats to 4 significant digits
+    (a rescaled decay is 0.8796, not 0.8796481896190089)."""
+    return f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
 
 
 def lecture_cell(group):
