@@ -253,6 +253,17 @@ def test_steps_are_counted_within_a_backend_never_across_though_the_device_chang
             in summary("full", groups))
 
 
+def test_seeds_run_on_two_cpus_are_one_row_that_names_both(tmp_path):
+    write_run(tmp_path, name="trick1", seed=0, test_accuracy=0.5)
+    write_run(tmp_path, name="trick1", seed=1, test_accuracy=0.7)
+    path = tmp_path / "trick1-jax-seed1" / "metrics.json"
+    files.write_json(path, {**files.read_json(path), "device": "cpu: another CPU x2"})
+    groups = groups_under(tmp_path)
+    assert len(groups) == 1 and groups[0].values("seed") == [0, 1]
+    (row,) = rows_of(table.details_table(groups))
+    assert row[6] == f"{files.read_json(tmp_path / 'trick1-jax-seed0' / 'metrics.json')['device']}; cpu: another CPU x2"
+
+
 def test_a_step_between_backends_is_left_out_and_named(tmp_path):
     write_run(tmp_path, name="baseline", backend="tensorflow", test_accuracy=0.5)
     write_run(tmp_path, name="trick1", backend="tensorflow", test_accuracy=0.6)

@@ -103,9 +103,12 @@ class Run:
 
     @property
     def series(self):
-        """Where and on what it ran: runs of one series share a colour."""
+        """What it ran on: runs of one series share a colour and are one
+        computation. The kind of device alone ("cpu", "gpu"): which CPU ran
+        it changes the seconds, not the figures, and a run resumed on
+        another CPU stays in its series."""
         m = self.metrics
-        return (m["backend"], m["device"], m["precision"], data_key(m["data"]))
+        return (m["backend"], m["device"].split(":")[0], m["precision"], data_key(m["data"]))
 
     @property
     def ladder(self):

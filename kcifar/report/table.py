@@ -189,7 +189,8 @@ def details_table(groups, all_groups=None):
         m, data = group.first, group.first["data"]
         rows.append((
             group.label, _newer(percent, group, "clean_train_accuracy"), _newer(points, group, "clean_gap"),
-            m["epochs"], ", ".join(str(seed) for seed in group.values("seed")), backend_text(group), m["device"],
+            m["epochs"], ", ".join(str(seed) for seed in group.values("seed")), backend_text(group),
+            "; ".join(dict.fromkeys(run.metrics["device"] for run in group.runs)),  # its seeds may run on two CPUs
             f"{group.mean('wall_seconds'):.0f}", f"{data_name(data)}, {data['train']} train [{numbers[data_key(data)]}]",
             ", ".join(dict.fromkeys(code_text(run.code) for run in group.runs)),
         ))
