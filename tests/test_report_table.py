@@ -87,6 +87,9 @@ def test_a_run_in_another_precision_says_so_in_its_own_row(tmp_path):
     tests = [row[3] for row in rows_of(table.table(groups))]
     backends = [row[5] for row in rows_of(table.details_table(groups))]
     assert sorted(zip(backends, tests)) == [("jax 1.2.3", "50.00%"), ("jax 1.2.3, mixed_bfloat16", "60.00%")]
+    # The change column, where a student reads the rows, names it too.
+    changes = sorted(row[1] for row in rows_of(table.table(groups)))
+    assert changes == [runs.step("trick2").CONFIG.change, runs.step("trick2").CONFIG.change + " (in mixed_bfloat16)"]
 
 
 def test_change_names_the_changed_fields_and_escapes_pipes(tmp_path):

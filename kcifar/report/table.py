@@ -110,15 +110,17 @@ def backend_text(group):
 
 
 def change_text(group):
-    """The rung's change as the run recorded it, and the config fields that
+    """The rung's change as the run recorded it, the config fields that
     differ from the rung's as the code stands, with both values: "(trained
-    with l2=0.0001; the rung has 5e-06)"."""
+    with l2=0.0001; the rung has 5e-06)", and a precision other than float32."""
     differences = group.runs[0].differences
     text = group.first["change"]
     if differences:
         text += (" (trained with " + ", ".join(f"{k}={_value(v)}" for k, v, _ in differences)
                  + "; the rung has " + ", ".join(_value(now) for _, _, now in differences) + ")")
-    return text
+    precision = group.first.get("precision", "float32")
+    # A row of its own (`backend_text`); named here too, where a student reads the rows.
+    return text if precision == "float32" else f"{text} (in {precision})"
 
 
 def _value(value):
